@@ -1,0 +1,134 @@
+"""Recognise a motion-module checkpoint from its keys and shapes alone (never its file name).
+
+All known layouts are first renamed to the original AnimateDiff key scheme
+(``down_blocks.0.motion_modules.0.temporal_transformer.…``), then measured.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from .config import BASE_CHANNELS, VERSIONS, MotionModuleConfig
+from .errors import MotionModelFileError
+
+MODULE_KEY = re.compile(r"^(down_blocks\.\d+|mid_block|up_blocks\.\d+)\.motion_modules\.(\d+)\.temporal_transformer\.(.+)$")
+
+# diffusers MotionAdapter -> original (the inverse of diffusers' single-file conversion)
+DIFFUSERS_RENAMES = [
+    (".norm1.", ".norms.0."), (".norm2.", ".norms.1."), (".norm3.", ".ff_norm."),
+    (".attn1.", ".attention_blocks.0."), (".attn2.", ".attention_blocks.1."),
+]
+DIFFUSERS_MODULE = re.compile(r"^((?:down_blocks\.\d+|mid_block|up_blocks\.\d+)\.motion_modules\.\d+)\.(?!temporal_transformer\.)")
+HOTSHOT_MODULE = re.compile(r"^((?:down_blocks\.\d+|mid_block|up_blocks\.\d+))\.temporal_attentions\.(\d+)\.")
+
+# Files that are something else, recognised so the error can say what they are.
+OTHER_KINDS = [
+    (re.compile(r"^(model\.diffusion_model\.|first_stage_model\.|cond_stage_model\.|conditioner\.)"),
+     "a Stable Diffusion checkpoint (UNet/VAE/text encoder), not a motion module"),
+    (re.compile(r"^(input_blocks|output_blocks|middle_block)\."), "a Stable Diffusion UNet, not a motion module"),
+    (re.compile(r"motion_modules\..*_lora[._]|lora_[AB]\.|\.lora\.(up|down)"), "a MotionLoRA, not a motion module"),
+    (re.compile(r"attentions\.\d+\..*processor\..*_lora\."), "a domain adapter (image-model LoRA), not a motion module"),
+]
+
+
+def to_original_keys(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str]:
+    """Rename diffusers ``MotionAdapter`` and HotshotXL keys to the original scheme.
+
+    Returns the renamed dict and the scheme found: ``original``, ``diffusers`` or ``hotshotxl``.
+    """
+    out, scheme = {}, "original"
+    for key, value in state_dict.items():
+        if HOTSHOT_MODULE.match(key):
+            scheme = "hotshotxl"
+            key = HOTSHOT_MODULE.sub(r"\1.motion_modules.\2.temporal_transformer.", key)
+            key = key.replace(".pos_encoder.positional_encoding", ".pos_encoder.pe")
+        elif DIFFUSERS_MODULE.match(key):
+            scheme = "diffusers"
+            key = DIFFUSERS_MODULE.sub(r"\1.temporal_transformer.", key)
+            for old, new in DIFFUSERS_RENAMES:
+                key = key.replace(old, new)
+            if key.endswith(".pos_embed.pe"):  # one buffer per block, shared by its attentions
+                block = key.removesuffix("pos_embed.pe")
+                for i in (0, 1):
+                    out[f"{block}attention_blocks.{i}.pos_encoder.pe"] = value
+                continue
+        out[key] = value
+    return out, scheme
+
+
+def describe_keys(keys, limit: int = 3) -> str:
+    keys = sorted(keys)
+    shown = ", ".join(keys[:limit])
+    return f"{len(keys)} tensors, e.g. {shown}" if keys else "no tensors"
+
+
+def detect_config(state_dict: dict[str, torch.Tensor], source: str, version: str = "auto",
+                  scheme: str = "original") -> MotionModuleConfig:
+    """The :class:`MotionModuleConfig` of an original-scheme state dict (``scheme``: where it came from).
+
+    ``version`` overrides the guess where the weights cannot tell (a file without
+    positional-encoding buffers); it must fit the weights' base family.
+    """
+    modules = {}
+    for key, value in state_dict.items():
+        match = MODULE_KEY.match(key)
+        if match:
+            modules.setdefault((match[1], int(match[2])), {})[match[3]] = value
+    if not any("proj_in.weight" in tensors for tensors in modules.values()):
+        for pattern, what in OTHER_KINDS:
+            if any(pattern.search(k) for k in state_dict):
+                raise MotionModelFileError(source, f"this is {what}")
+        raise MotionModelFileError(source, f"unknown layout: no AnimateDiff motion-module keys found ({describe_keys(state_dict)})")
+
+    def level_count(prefix: str) -> int:
+        levels = {int(name.split(".")[1]) for name, _ in modules if name.startswith(prefix)}
+        if levels != set(range(len(levels))):
+            raise MotionModelFileError(source, f"unknown layout: {prefix} levels {sorted(levels)} are not contiguous")
+        return len(levels)
+
+    def width(block: str) -> int:
+        weight = modules.get((block, 0), {}).get("proj_in.weight")
+        if weight is None:
+            raise MotionModelFileError(source, f"unknown layout: {block}.motion_modules.0 has no proj_in.weight")
+        return int(weight.shape[0])
+
+    levels = level_count("down_blocks")
+    if level_count("up_blocks") != levels:
+        raise MotionModelFileError(source, "unknown layout: different numbers of down and up levels")
+    channels = tuple(width(f"down_blocks.{i}") for i in range(levels))
+    base = next((b for b, c in BASE_CHANNELS.items() if c == channels), None)
+    if base is None:
+        raise MotionModelFileError(source, f"unknown layout: motion modules of widths {list(channels)} fit no supported base model (SD1.5 {list(BASE_CHANNELS['SD1.5'])}, SDXL {list(BASE_CHANNELS['SDXL'])})")
+
+    first = modules[("down_blocks.0", 0)]
+    per_level = lambda prefix: max(i for name, i in modules if name.startswith(prefix)) + 1  # noqa: E731
+    layers = 1 + max(int(k.split(".")[1]) for k in first if k.startswith("transformer_blocks."))
+    attention_blocks = 1 + max(int(k.split(".")[3]) for k in first if ".attention_blocks." in k)
+    pe = first.get("transformer_blocks.0.attention_blocks.0.pos_encoder.pe")
+    pe_len = int(pe.shape[1]) if pe is not None else None
+    has_mid = ("mid_block", 0) in modules
+
+    if version == "auto":
+        version = guess_version(base, has_mid, pe_len, hotshot=scheme == "hotshotxl")
+    elif version not in VERSIONS:
+        raise MotionModelFileError(source, f"unknown version {version!r}; choose one of {', '.join(VERSIONS)}")
+    if VERSIONS[version][0] != base:
+        raise MotionModelFileError(source, f"version {version} is for {VERSIONS[version][0]}, but these weights are a {base} motion module")
+    return MotionModuleConfig(
+        version=version, channels=channels, has_mid_block=has_mid,
+        max_frames=pe_len or VERSIONS[version][1],
+        down_modules=per_level("down_blocks"), up_modules=per_level("up_blocks"),
+        transformer_layers=layers, attention_blocks=attention_blocks,
+        ff_mult=int(first["transformer_blocks.0.ff.net.2.weight"].shape[1]) // channels[0],
+    )
+
+
+def guess_version(base: str, has_mid: bool, pe_len: int | None, hotshot: bool) -> str:
+    """The most likely version for weights that carry no version tag."""
+    if base == "SDXL":
+        return "hotshotxl" if hotshot else "sdxl"
+    if has_mid:  # AnimateLCM is the v2 layout without (or with 64-long) encodings
+        return "animatelcm" if pe_len in (None, 64) else "v2"
+    return "v1" if pe_len == 24 else "v3"

@@ -1,0 +1,78 @@
+"""Build a :class:`MotionModel` from any supported motion-module file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import comfy.model_management
+import comfy.model_patcher
+import torch
+
+from .checkpoint import read_state_dict
+from .config import MotionModuleConfig
+from .errors import MotionModelFileError
+from .layout import detect_config, to_original_keys
+from .model import MotionModel
+
+
+def build_motion_model(state_dict: dict[str, torch.Tensor], source: str, version: str = "auto",
+                       dtype: torch.dtype | None = None) -> MotionModel:
+    """Detect the layout of ``state_dict`` (any supported key scheme) and load it.
+
+    Positional encodings missing from the file are computed; any other missing or extra
+    tensor is an error naming ``source``.
+    """
+    state_dict, scheme = to_original_keys(state_dict)
+    config = detect_config(state_dict, source, version, scheme)
+    dtype = dtype or next(iter(state_dict.values())).dtype
+    model = MotionModel(config, dtype=dtype)
+    expected = model.state_dict()
+    problems = []
+    for key, value in state_dict.items():
+        if key not in expected:
+            problems.append(f"unexpected tensor {key}")
+        elif value.shape != expected[key].shape:
+            problems.append(f"{key} has shape {list(value.shape)}, the {config.version} layout needs {list(expected[key].shape)}")
+    missing = [k for k in expected if k not in state_dict and not k.endswith(".pos_encoder.pe")]
+    problems += [f"missing tensor {k}" for k in missing]
+    if problems:
+        raise MotionModelFileError(source, f"does not match the {config.version} motion-module layout: " + "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
+    model.load_state_dict(state_dict, strict=False)
+    return model.eval().requires_grad_(False)
+
+
+@dataclass(frozen=True)
+class LoadedMotionModule:
+    """The ``MOTION_MODULE`` graph value: weights held by their own ComfyUI ModelPatcher.
+
+    ComfyUI's model management loads, casts and offloads the patcher with the UNet it is
+    attached to; weight patches (MotionLoRA) live on clones of the patcher, never in the weights.
+    """
+
+    name: str
+    patcher: comfy.model_patcher.ModelPatcher
+
+    @property
+    def model(self) -> MotionModel:
+        return self.patcher.model
+
+    @property
+    def config(self) -> MotionModuleConfig:
+        return self.model.config
+
+    def describe(self) -> str:
+        c = self.config
+        return f"{self.name} ({c.version}, {c.base}, up to {c.max_frames} frames per window)"
+
+
+def load_motion_module(path: str | Path, version: str = "auto") -> LoadedMotionModule:
+    """Read, detect and wrap a motion-module file for ComfyUI."""
+    path = Path(path)
+    model = build_motion_model(read_state_dict(path), path.name, version, dtype=comfy.model_management.unet_dtype())
+    patcher = comfy.model_patcher.ModelPatcher(
+        model,
+        load_device=comfy.model_management.get_torch_device(),
+        offload_device=comfy.model_management.unet_offload_device(),
+    )
+    return LoadedMotionModule(path.name, patcher)

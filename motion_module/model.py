@@ -1,0 +1,43 @@
+"""All motion modules of one checkpoint, named exactly as in the official files."""
+
+from __future__ import annotations
+
+import comfy.ops
+from torch import nn
+
+from .config import MotionModuleConfig
+from .transformer import MotionModule
+
+
+class MotionBlock(nn.Module):
+    """The motion modules of one UNet level (``down_blocks.N`` / ``mid_block`` / ``up_blocks.N``)."""
+
+    def __init__(self, channels, count, config, operations, device=None, dtype=None):
+        super().__init__()
+        self.motion_modules = nn.ModuleList(
+            MotionModule(channels, config, operations, device, dtype) for _ in range(count)
+        )
+
+
+class MotionModel(nn.Module):
+    """The temporal layers AnimateDiff adds to an image UNet; ``state_dict()`` keys are the official ones.
+
+    ``operations`` defaults to ComfyUI's casting layers, so weights stored in one dtype or
+    device are cast to the activations' on the fly (ComfyUI's low-VRAM offloading relies on it).
+    """
+
+    def __init__(self, config: MotionModuleConfig, device=None, dtype=None, operations=comfy.ops.manual_cast):
+        super().__init__()
+        self.config = config
+        block = lambda channels, count: MotionBlock(channels, count, config, operations, device, dtype)  # noqa: E731
+        self.down_blocks = nn.ModuleList(block(c, config.down_modules) for c in config.channels)
+        self.mid_block = block(config.channels[-1], 1) if config.has_mid_block else None
+        self.up_blocks = nn.ModuleList(block(c, config.up_modules) for c in reversed(config.channels))
+
+    def module_at(self, key: str) -> MotionModule:
+        """The module for a key such as ``"up_blocks.1.motion_modules.2"``."""
+        return self.get_submodule(key)
+
+    def module_keys(self) -> list[str]:
+        """Keys of every motion module, down levels first, in the UNet's execution order."""
+        return [name for name, m in self.named_modules() if isinstance(m, MotionModule)]

@@ -1,0 +1,104 @@
+"""The AnimateDiff motion module: a residual temporal transformer after an image layer."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from .attention import TemporalAttention
+
+
+class GEGLU(nn.Module):
+    def __init__(self, dim_in: int, dim_out: int, operations, device=None, dtype=None):
+        super().__init__()
+        self.proj = operations.Linear(dim_in, dim_out * 2, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden, gate = self.proj(x).chunk(2, dim=-1)
+        return hidden * F.gelu(gate)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim: int, inner: int, operations, device=None, dtype=None):
+        super().__init__()
+        self.net = nn.ModuleList([
+            GEGLU(dim, inner, operations, device, dtype),
+            nn.Dropout(0.0),
+            operations.Linear(inner, dim, device=device, dtype=dtype),
+        ])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.net:
+            x = layer(x)
+        return x
+
+
+class TemporalTransformerBlock(nn.Module):
+    """Pre-LayerNorm temporal self-attentions, then a GEGLU feed-forward; all residual."""
+
+    def __init__(self, dim, heads, max_len, attention_blocks, ff_inner, operations, device=None, dtype=None):
+        super().__init__()
+        self.attention_blocks = nn.ModuleList(
+            TemporalAttention(dim, heads, max_len, operations, device, dtype) for _ in range(attention_blocks)
+        )
+        self.norms = nn.ModuleList(
+            operations.LayerNorm(dim, device=device, dtype=dtype) for _ in range(attention_blocks)
+        )
+        self.ff = FeedForward(dim, ff_inner, operations, device, dtype)
+        self.ff_norm = operations.LayerNorm(dim, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (b h w) f c
+        for attention, norm in zip(self.attention_blocks, self.norms):
+            x = attention(norm(x)) + x
+        return self.ff(self.ff_norm(x)) + x
+
+
+class TemporalTransformer(nn.Module):
+    """GroupNorm -> proj_in -> temporal transformer blocks -> proj_out; returns the residual.
+
+    ``norm_across_frames`` makes the input GroupNorm share statistics across all frames of
+    a video (AnimateDiff-SDXL); otherwise each frame is normalised on its own.
+    """
+
+    def __init__(self, channels, heads, max_len, layers, attention_blocks, ff_inner, norm_across_frames,
+                 operations, device=None, dtype=None):
+        super().__init__()
+        self.norm_across_frames = norm_across_frames
+        self.norm = operations.GroupNorm(32, channels, eps=1e-6, affine=True, device=device, dtype=dtype)
+        self.proj_in = operations.Linear(channels, channels, device=device, dtype=dtype)
+        self.transformer_blocks = nn.ModuleList(
+            TemporalTransformerBlock(channels, heads, max_len, attention_blocks, ff_inner, operations, device, dtype)
+            for _ in range(layers)
+        )
+        self.proj_out = operations.Linear(channels, channels, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
+        """``x``: ``(b f) c h w`` -> the temporal residual, same shape."""
+        height, width = x.shape[-2:]
+        if self.norm_across_frames:
+            h = self.norm(rearrange(x, "(b f) c h w -> b c (f h) w", f=frames))
+            h = rearrange(h, "b c (f h) w -> (b h w) f c", f=frames)
+        else:
+            h = rearrange(self.norm(x), "(b f) c h w -> (b h w) f c", f=frames)
+        h = self.proj_in(h)
+        for block in self.transformer_blocks:
+            h = block(h)
+        h = self.proj_out(h)
+        return rearrange(h, "(b h w) f c -> (b f) c h w", f=frames, h=height, w=width)
+
+
+class MotionModule(nn.Module):
+    """One ``VanillaTemporalModule``: ``x + scale * temporal_transformer(x)``."""
+
+    def __init__(self, channels, config, operations, device=None, dtype=None):
+        super().__init__()
+        self.temporal_transformer = TemporalTransformer(
+            channels, config.heads, config.max_frames, config.transformer_layers, config.attention_blocks,
+            config.ff_mult * channels, config.motion_norm_across_frames, operations, device, dtype,
+        )
+
+    def forward(self, x: torch.Tensor, frames: int, scale: float = 1.0) -> torch.Tensor:
+        delta = self.temporal_transformer(x, frames)
+        return x + delta if scale == 1.0 else x + scale * delta

@@ -1,0 +1,277 @@
+"""motion_module/: layouts of every official file, numerics against diffusers, identity, loading."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import pytest
+import safetensors.torch
+import torch
+from animdiff.motion_module import MotionModel, MotionModelFileError, MotionModuleConfig, build_motion_model
+from animdiff.motion_module.checkpoint import read_state_dict
+from animdiff.motion_module.layout import detect_config, to_original_keys
+from manifests import MOTION_MODULES, manifest, meta_state_dict
+from reference import patch_motion_norms_per_frame
+
+EXPECTED_VERSION = {"mm_sd_v14": "v1", "mm_sd_v15_v2": "v2", "v3_sd15_mm": "v3", "mm_sdxl_v10_beta": "sdxl"}
+
+
+@pytest.mark.parametrize("name", MOTION_MODULES)
+def test_official_layout_detected_and_rebuilt_exactly(name):
+    info = manifest(name)
+    state_dict, scheme = to_original_keys(meta_state_dict(name))
+    config = detect_config(state_dict, name)
+    assert (scheme, config.version, config.base) == ("original", EXPECTED_VERSION[name], info["base"])
+    model = MotionModel(config, device="meta")
+    assert {k: list(v.shape) for k, v in model.state_dict().items()} == info["keys"]
+    params = sum(p.numel() for p in model.parameters())
+    assert params == info["param_count_without_pe"]
+
+
+def test_v1_and_v3_differ_only_in_positional_encoding_length():
+    v1 = detect_config(meta_state_dict("mm_sd_v14"), "a")
+    v3 = detect_config(meta_state_dict("v3_sd15_mm"), "b")
+    assert (v1.max_frames, v3.max_frames) == (24, 32)
+    assert v1.image_norm_across_frames and not v3.image_norm_across_frames
+
+
+def without_pe(state_dict):
+    return {k: v for k, v in state_dict.items() if not k.endswith(".pos_encoder.pe")}
+
+
+def test_file_without_encodings_computes_them_and_takes_a_version_override():
+    v2_layout = without_pe(meta_state_dict("mm_sd_v15_v2"))  # AnimateLCM's layout
+    assert detect_config(v2_layout, "lcm").version == "animatelcm"
+    assert detect_config(v2_layout, "lcm").max_frames == 64
+    no_mid = without_pe(meta_state_dict("v3_sd15_mm"))
+    assert detect_config(no_mid, "x").version == "v3"
+    assert detect_config(no_mid, "x", version="v1").max_frames == 24
+    with pytest.raises(MotionModelFileError, match="x: version sdxl is for SDXL, but these weights are a SD1.5"):
+        detect_config(no_mid, "x", version="sdxl")
+
+
+def diffusers_keys(name):
+    """The official layout renamed by diffusers' own single-file conversion, plus its pe buffers."""
+    from diffusers.loaders.single_file_utils import convert_animatediff_checkpoint_to_diffusers
+
+    original = meta_state_dict(name)
+    converted = convert_animatediff_checkpoint_to_diffusers(original)
+    for key, value in original.items():
+        if key.endswith("attention_blocks.0.pos_encoder.pe"):
+            block = key.replace("temporal_transformer.", "").removesuffix("attention_blocks.0.pos_encoder.pe")
+            converted[block + "pos_embed.pe"] = value
+    return converted
+
+
+@pytest.mark.parametrize("name", ["mm_sd_v15_v2", "mm_sdxl_v10_beta"])
+def test_diffusers_motion_adapter_keys_are_converted(name):
+    state_dict, scheme = to_original_keys(diffusers_keys(name))
+    assert scheme == "diffusers"
+    assert {k: list(v.shape) for k, v in state_dict.items()} == manifest(name)["keys"]
+
+
+def test_hotshotxl_keys_are_converted():
+    hotshot = {}
+    for key, value in meta_state_dict("mm_sdxl_v10_beta").items():
+        key = key.replace("motion_modules.", "temporal_attentions.").replace(".temporal_transformer.", ".")
+        if key.endswith("pos_encoder.pe"):
+            key, value = key.replace("pos_encoder.pe", "pos_encoder.positional_encoding"), value[:, :24]
+        hotshot[key] = value
+    state_dict, scheme = to_original_keys(hotshot)
+    config = detect_config(state_dict, "hsxl_temporal_layers.safetensors", scheme=scheme)
+    assert (config.version, config.max_frames, config.image_norm_across_frames) == ("hotshotxl", 24, True)
+
+
+# ---------------------------------------------------------------- numerics against diffusers
+
+SMALL = {
+    "v1": dict(channels=(32, 64, 64, 64), has_mid_block=False, max_frames=24),
+    "v2": dict(channels=(32, 64, 64, 64), has_mid_block=True, max_frames=32),
+    "v3": dict(channels=(32, 64, 64, 64), has_mid_block=False, max_frames=32),
+    "sdxl": dict(channels=(32, 64, 64), has_mid_block=False, max_frames=32),
+}
+
+
+def random_weights(model: MotionModel, seed: int = 0) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, value in model.state_dict().items():
+        if key.endswith(".pe"):
+            state[key] = value
+        elif key.endswith("norm.weight") or ".norms." in key and key.endswith("weight") or "ff_norm.weight" in key:
+            state[key] = 1 + 0.1 * torch.randn(value.shape, generator=gen)
+        else:
+            state[key] = 0.05 * torch.randn(value.shape, generator=gen)
+    return state
+
+
+def small_model(version: str, seed: int = 0) -> tuple[MotionModel, dict[str, torch.Tensor]]:
+    model = MotionModel(MotionModuleConfig(version=version, **SMALL[version]), dtype=torch.float32)
+    state = random_weights(model, seed)
+    model.load_state_dict(state)
+    return model.eval(), state
+
+
+def diffusers_adapter(version: str, state: dict[str, torch.Tensor], tmp_path):
+    """diffusers' MotionAdapter read from an original-layout file by its own single-file loader."""
+    from diffusers import MotionAdapter
+
+    spec = SMALL[version]
+    adapter = MotionAdapter(block_out_channels=spec["channels"], use_motion_mid_block=spec["has_mid_block"],
+                            motion_max_seq_length=spec["max_frames"])
+    config_dir = tmp_path / "config"
+    adapter.save_config(config_dir)
+    path = tmp_path / "mm.safetensors"
+    safetensors.torch.save_file(state, path)
+    loaded = MotionAdapter.from_single_file(str(path), config=str(config_dir), torch_dtype=torch.float32)
+    if version != "sdxl":  # the original SDXL motion modules normalise across frames, like diffusers
+        assert patch_motion_norms_per_frame(loaded) == len(model_keys(spec))
+    return loaded.eval()
+
+
+def model_keys(spec):
+    levels = len(spec["channels"])
+    return [None] * (levels * 5 + int(spec["has_mid_block"]))
+
+
+def diffusers_module(adapter, key):
+    block, _, index = key.rpartition(".motion_modules.")
+    return getattr(adapter, block.split(".")[0])[int(block.split(".")[1])].motion_modules[int(index)] \
+        if block != "mid_block" else adapter.mid_block.motion_modules[int(index)]
+
+
+@pytest.mark.parametrize("version", list(SMALL))
+def test_matches_diffusers_reference(version, tmp_path):
+    torch.manual_seed(1)
+    model, state = small_model(version)
+    adapter = diffusers_adapter(version, state, tmp_path)
+    frames, worst = 16, 0.0
+    with torch.no_grad():
+        for key in model.module_keys():
+            channels = model.module_at(key).temporal_transformer.proj_in.in_features
+            x = torch.randn(2 * frames, channels, 4, 3)
+            ours = model.module_at(key)(x, frames)
+            theirs = diffusers_module(adapter, key)(x, num_frames=frames)
+            worst = max(worst, (ours - theirs).abs().max().item())
+            assert (ours - x).abs().max() > 1e-2  # the temporal residual is far above the tolerance
+    assert worst <= 1e-5
+
+
+def test_per_frame_norm_matters_so_the_reference_patch_is_needed(tmp_path):
+    from diffusers import MotionAdapter
+
+    model, state = small_model("v3")
+    spec = SMALL["v3"]
+    adapter = MotionAdapter(block_out_channels=spec["channels"], use_motion_mid_block=False)
+    adapter.save_config(tmp_path / "c")
+    safetensors.torch.save_file(state, tmp_path / "m.safetensors")
+    unpatched = MotionAdapter.from_single_file(str(tmp_path / "m.safetensors"), config=str(tmp_path / "c"))
+    x = torch.randn(16, 32, 4, 4)
+    with torch.no_grad():
+        diff = (model.module_at("down_blocks.0.motion_modules.0")(x, 16) - unpatched.down_blocks[0].motion_modules[0](x, num_frames=16)).abs().max()
+    assert diff > 1e-3
+
+
+def test_zero_proj_out_is_bit_exact_identity():
+    model, state = small_model("v2")
+    for key in model.module_keys():
+        model.module_at(key).temporal_transformer.proj_out.weight.data.zero_()
+        model.module_at(key).temporal_transformer.proj_out.bias.data.zero_()
+    x = torch.randn(16, 64, 5, 5)
+    with torch.no_grad():
+        assert torch.equal(model.module_at("down_blocks.1.motion_modules.0")(x, 16), x)
+        assert torch.equal(model.module_at("up_blocks.0.motion_modules.2")(x, 8), x)
+
+
+def test_frames_are_coupled_only_within_a_video():
+    model, _ = small_model("v3")
+    mm = model.module_at("down_blocks.0.motion_modules.0")
+    x = torch.randn(2 * 8, 32, 3, 3)
+    y = x.clone()
+    y[0] += 1.0  # first frame of the first video
+    with torch.no_grad():
+        a, b = mm(x, 8), mm(y, 8)
+    assert not torch.equal(a[5], b[5])  # same video: coupled
+    assert torch.equal(a[8:], b[8:])  # the other video: untouched
+
+
+# ---------------------------------------------------------------- files
+
+def full_size_state(name: str, dtype=torch.float16) -> dict[str, torch.Tensor]:
+    """A full-size random state dict in an official layout (only used where size matters)."""
+    return {k: torch.randn(shape, dtype=torch.float32).mul_(0.02).to(dtype) for k, shape in manifest(name)["keys"].items()}
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".ckpt"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_files_load_in_every_format(tmp_path, suffix, dtype):
+    state = {k: v.to(dtype) for k, v in small_model("v2")[1].items()}
+    path = tmp_path / f"mm{suffix}"
+    if suffix == ".ckpt":  # nested the way training scripts save, with the config entry
+        torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}, "animatediff_config": {"a": 1}}, path)
+        state_read = read_state_dict(path)
+    else:
+        safetensors.torch.save_file(state, path)
+        state_read = read_state_dict(path)
+    assert state_read.keys() == state.keys()
+    assert all(torch.equal(state_read[k], state[k]) for k in state)
+
+
+class CreatesFile:
+    def __reduce__(self):
+        return (open, (os.environ["ANIMDIFF_TEST_PWNED"], "w"))
+
+
+def test_ckpt_that_would_run_code_is_refused(tmp_path, monkeypatch):
+    target = tmp_path / "pwned.txt"
+    monkeypatch.setenv("ANIMDIFF_TEST_PWNED", str(target))
+    path = tmp_path / "evil.ckpt"
+    with open(path, "wb") as f:
+        pickle.dump({"state_dict": {"x": CreatesFile()}}, f)
+    with pytest.raises(MotionModelFileError, match=r"evil\.ckpt: refused to unpickle"):
+        read_state_dict(path)
+    assert not target.exists()
+
+
+def test_random_bytes_are_reported_as_corrupt(tmp_path):
+    for name in ("noise.safetensors", "noise.ckpt"):
+        (tmp_path / name).write_bytes(os.urandom(4096))
+        with pytest.raises(MotionModelFileError, match=rf"{name}: (cannot be read: truncated or corrupt|refused to unpickle)"):
+            read_state_dict(tmp_path / name)
+
+
+def test_truncated_safetensors_is_reported(tmp_path):
+    path = tmp_path / "cut.safetensors"
+    safetensors.torch.save_file(small_model("v3")[1], path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(MotionModelFileError, match=r"cut\.safetensors: cannot be read: truncated or corrupt"):
+        read_state_dict(path)
+
+
+def test_sd_checkpoint_is_not_a_motion_module():
+    unet = {"model.diffusion_model.input_blocks.1.1.proj_in.weight": torch.zeros(1),
+            "first_stage_model.decoder.conv_in.weight": torch.zeros(1)}
+    with pytest.raises(MotionModelFileError, match="sd15.safetensors: this is a Stable Diffusion checkpoint"):
+        build_motion_model(unet, "sd15.safetensors")
+
+
+def test_lora_and_unknown_files_are_named():
+    lora = {k: torch.zeros(1) for k in manifest("v2_lora_ZoomIn")["keys"]}
+    with pytest.raises(MotionModelFileError, match="zoom.ckpt: this is a MotionLoRA"):
+        build_motion_model(lora, "zoom.ckpt")
+    with pytest.raises(MotionModelFileError, match=r"other.pt: unknown layout: no AnimateDiff motion-module keys found \(1 tensors, e.g. foo.bar\)"):
+        build_motion_model({"foo.bar": torch.zeros(1)}, "other.pt")
+
+
+def test_wrong_shapes_are_named():
+    state = meta_state_dict("v3_sd15_mm")
+    key = "up_blocks.1.motion_modules.0.temporal_transformer.proj_out.weight"
+    state[key] = torch.empty(5, 5, device="meta")
+    with pytest.raises(MotionModelFileError, match=rf"bad.safetensors: does not match the v3 motion-module layout: {key} has shape \[5, 5\]"):
+        build_motion_model(state, "bad.safetensors")
+
+
+def test_manifest_files_are_the_shared_ones():
+    assert json.loads((__import__("manifests").MANIFEST_DIR / "mm_sd_v14.json").read_text())["version"] == "v1"
