@@ -50,3 +50,10 @@ class MotionModuleConfig:
     def image_norm_across_frames(self) -> bool:
         """v1 and HotshotXL were trained with the image model's ResNet GroupNorms over all frames."""
         return self.version in ("v1", "hotshotxl")
+
+
+def official_config(version: str) -> MotionModuleConfig:
+    """The full-size config of the official files of ``version`` (v2 and AnimateLCM have a mid block)."""
+    base, max_frames = VERSIONS[version]
+    return MotionModuleConfig(version=version, channels=BASE_CHANNELS[base], has_mid_block=version in ("v2", "animatelcm"),
+                              max_frames=max_frames)

@@ -1,2 +1,12 @@
-NODE_CLASS_MAPPINGS = {}
-NODE_DISPLAY_NAME_MAPPINGS = {}
+"""The pack's graph nodes: thin wrappers over motion_module/ and sampling/.
+
+Type ids start with ``AnimDiff`` and never change: shared workflows depend on them.
+"""
+
+from ..motion_module import folders
+from . import motion
+
+folders.register()
+
+NODE_CLASS_MAPPINGS = {node.__name__: node for node in motion.NODES}
+NODE_DISPLAY_NAME_MAPPINGS = {**motion.DISPLAY_NAMES}

@@ -1,29 +1,40 @@
-"""Test set-up: the real ComfyUI from the bootstrap, and this pack imported as package ``animdiff``.
-
-The repository root must never be on ``sys.path`` itself: its ``nodes/`` package would
-shadow ComfyUI's ``nodes.py``. The README's test command runs with ``PYTHONSAFEPATH=1``.
-"""
+"""Test set-up: the real ComfyUI from the bootstrap, and this pack imported as package ``animdiff``."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import sys
 from pathlib import Path
 
-PACK_DIR = Path(__file__).resolve().parent.parent
-COMFYUI_DIR = Path(os.environ.get("COMFYUI_PATH") or PACK_DIR / ".cache" / "ComfyUI").resolve()
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from pack_import import import_pack  # noqa: E402
 
-if str(COMFYUI_DIR) not in sys.path:
-    sys.path.insert(0, str(COMFYUI_DIR))
-import comfy.cli_args  # noqa: E402  (needs the path above)
+import_pack()
+
+import pytest  # noqa: E402
 import torch  # noqa: E402
+from comfy_server import ComfyServer  # noqa: E402
+from pack_import import COMFYUI_DIR  # noqa: E402
+from weights import checkpoint_path, extra_model_paths_yaml, write_all  # noqa: E402
 
-# ComfyUI's own --cpu flag, as the test servers get it, for in-process use of ComfyUI modules.
-comfy.cli_args.args.cpu = not torch.cuda.is_available()
 
-if "animdiff" not in sys.modules:
-    spec = importlib.util.spec_from_file_location("animdiff", PACK_DIR / "__init__.py", submodule_search_locations=[str(PACK_DIR)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["animdiff"] = module
-    spec.loader.exec_module(module)
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """A real headless ComfyUI with this pack, the random test models and no result cache."""
+    write_all()
+    tmp = tmp_path_factory.mktemp("comfy")
+    args = ["--extra-model-paths-config", str(extra_model_paths_yaml(tmp / "models.yaml")),
+            "--output-directory", str(tmp / "output"), "--cache-none"]
+    if not torch.cuda.is_available():
+        args.append("--cpu")
+    with ComfyServer(COMFYUI_DIR, args, tmp / "comfyui.log") as running:
+        running.output_dir = tmp / "output"
+        yield running
+
+
+@pytest.fixture(scope="session")
+def sd15():
+    """(model, clip, vae) of the random full-size SD1.5 checkpoint, loaded in-process by ComfyUI."""
+    import comfy.sd
+
+    model, clip, vae = comfy.sd.load_checkpoint_guess_config(str(checkpoint_path()), output_vae=True, output_clip=True)[:3]
+    return model, clip, vae

@@ -1,0 +1,93 @@
+"""Animate a ComfyUI MODEL: clone its patcher and wrap its UNet calls with a motion model."""
+
+from __future__ import annotations
+
+import comfy.model_patcher
+import comfy.patcher_extension
+import torch
+
+from ..sampling import schedules
+from .errors import MotionModelFileError
+from .injection import motion_injected, placements
+from .loader import LoadedMotionModule
+
+KEY = "animdiff"
+
+
+class FramesError(ValueError):
+    """A frame count the motion module cannot take in one pass."""
+
+
+class MotionWrapper:
+    """ComfyUI ``DIFFUSION_MODEL`` wrapper running the UNet with the motion modules inside.
+
+    Immutable and shared by every clone of the patcher: ComfyUI 0.3.x deep-copies
+    ``model_options`` on clone, which would otherwise copy the motion weights each time.
+    """
+
+    def __init__(self, motion: LoadedMotionModule, scale: float, sigma_start: float, sigma_end: float):
+        self.motion = motion
+        self.scale = scale
+        self.sigma_start = sigma_start
+        self.sigma_end = sigma_end
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def active(self, sigmas: torch.Tensor | None) -> bool:
+        if self.scale == 0.0:
+            return False
+        if sigmas is None:
+            return True
+        sigma = float(sigmas.max())
+        return self.sigma_end <= sigma <= self.sigma_start
+
+    def __call__(self, executor, x, timesteps, context, y, control, transformer_options, **kwargs):
+        call = lambda: executor(x, timesteps, context, y, control, transformer_options, **kwargs)  # noqa: E731
+        if not self.active(transformer_options.get("sigmas")):
+            return call()
+        videos = len(transformer_options.get("cond_or_uncond") or [0])
+        if x.shape[0] % videos:
+            raise FramesError(f"AnimDiff: a batch of {x.shape[0]} latents does not split into {videos} videos (conds) of equal length")
+        frames = x.shape[0] // videos
+        limit = self.motion.config.max_frames
+        if frames > limit:
+            raise FramesError(
+                f"AnimDiff: {frames} frames in one pass, but {self.motion.describe()} has positional encodings for at most "
+                f"{limit}. Connect AnimDiffContextOptions to AnimDiffApplyMotionModule to sample in windows of {min(16, limit)}."
+            )
+        with motion_injected(executor.class_obj, self.motion.model, frames, self.scale):
+            return call()
+
+
+def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion: LoadedMotionModule, beta_schedule: str,
+                        motion_scale: float = 1.0, start_percent: float = 0.0, end_percent: float = 1.0
+                        ) -> comfy.model_patcher.ModelPatcher:
+    """A clone of ``model`` that animates its latent batch; ``model`` itself is not changed.
+
+    Everything is checked before the clone is made, so a bad input never yields a half-patched model.
+    """
+    unet = getattr(model.model, "diffusion_model", None)
+    family = type(model.model.model_config).__name__
+    if not hasattr(unet, "input_blocks"):
+        raise MotionModelFileError(motion.name, f"motion modules fit SD1.5/SDXL UNets, not a {family} model")
+    try:
+        placements(unet, motion.config)
+    except ValueError as err:
+        raise MotionModelFileError(motion.name, f"wrong base model: {motion.config.base} motion module ({motion.config.version}) "
+                                   f"on a {family} model; {err}") from None
+    if model.get_wrappers(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, KEY):
+        raise ValueError("AnimDiff: this MODEL already has a motion module; apply one per model")
+    if not 0.0 <= start_percent <= end_percent <= 1.0:
+        raise ValueError(f"AnimDiff: need 0 <= start_percent ({start_percent}) <= end_percent ({end_percent}) <= 1")
+
+    schedule = schedules.resolve(beta_schedule, motion.config.version)
+    sampling = schedules.model_sampling_for(schedule, model.get_model_object("model_sampling"))
+    animated = model.clone()
+    if sampling is not None:
+        animated.add_object_patch("model_sampling", sampling)
+    ms = animated.get_model_object("model_sampling")
+    wrapper = MotionWrapper(motion, motion_scale, ms.percent_to_sigma(start_percent), ms.percent_to_sigma(end_percent))
+    animated.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, KEY, wrapper)
+    animated.set_additional_models(KEY, [motion.patcher])
+    return animated

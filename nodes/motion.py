@@ -1,0 +1,77 @@
+"""Nodes that load a motion module and put it into a MODEL."""
+
+from __future__ import annotations
+
+import folder_paths
+
+from ..motion_module import VERSIONS, load_motion_module
+from ..motion_module.folders import MOTION_MODELS, resolve
+from ..motion_module.patcher import apply_motion_module
+from ..sampling.schedules import AUTOSELECT, BETA_SCHEDULES
+
+CATEGORY = "AnimDiff"
+
+
+class AnimDiffLoadMotionModule:
+    DESCRIPTION = ("Loads an AnimateDiff motion module (v1, v2, v3, SDXL, HotshotXL, AnimateLCM, Lightning, or a diffusers "
+                   "MotionAdapter) from models/animatediff_models. The layout is read from the weights, never the file name.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MOTION_MODULE",)
+    OUTPUT_TOOLTIPS = ("The motion module, with its detected version, base model (SD1.5/SDXL) and frames per window.",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model_name": (folder_paths.get_filename_list(MOTION_MODELS), {
+                    "tooltip": "A motion-module file in models/animatediff_models (.safetensors preferred; .ckpt/.pt/.pth load as weights only)."}),
+            },
+            "optional": {
+                "version": (["auto", *VERSIONS], {
+                    "default": "auto",
+                    "tooltip": "Only for files without positional-encoding buffers, where the weights cannot tell: "
+                               "v1 and v3 share a layout but v1 normalises the image model over all frames. 'auto' guesses."}),
+            },
+        }
+
+    def load(self, model_name, version="auto"):
+        return (load_motion_module(resolve(MOTION_MODELS, model_name), version),)
+
+
+class AnimDiffApplyMotionModule:
+    DESCRIPTION = ("Animates a Stable Diffusion MODEL: the latent batch becomes the frames of one video and the motion module "
+                   "attends across them. Returns a patched copy; the input MODEL stays a plain image model.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MODEL",)
+    OUTPUT_TOOLTIPS = ("The animated model, for any stock sampler. Use a latent batch of up to 16 frames.",)
+    FUNCTION = "apply"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("MODEL", {"tooltip": "The SD1.5 or SDXL model to animate (the motion module's base must match)."}),
+                "motion_module": ("MOTION_MODULE", {"tooltip": "From AnimDiffLoadMotionModule (optionally through AnimDiffMotionLoRA)."}),
+                "beta_schedule": (BETA_SCHEDULES, {
+                    "default": AUTOSELECT,
+                    "tooltip": "Noise schedule. autoselect: the one the module was trained with (sqrt_linear for SD1.5 modules, "
+                               "linear 0.00085-0.020 for AnimateDiff-SDXL/HotshotXL, lcm for AnimateLCM)."}),
+                "motion_scale": ("FLOAT", {"default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01,
+                                           "tooltip": "Multiplies the temporal residual: 0 gives exactly the plain model, >1 more motion."}),
+                "start_percent": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001,
+                                            "tooltip": "Where in sampling the motion module starts acting (0 = first step)."}),
+                "end_percent": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001,
+                                          "tooltip": "Where in sampling it stops acting (1 = last step)."}),
+            },
+        }
+
+    def apply(self, model, motion_module, beta_schedule, motion_scale, start_percent, end_percent):
+        return (apply_motion_module(model, motion_module, beta_schedule, motion_scale, start_percent, end_percent),)
+
+
+NODES = [AnimDiffLoadMotionModule, AnimDiffApplyMotionModule]
+DISPLAY_NAMES = {
+    "AnimDiffLoadMotionModule": "Load Motion Module (AnimDiff)",
+    "AnimDiffApplyMotionModule": "Apply Motion Module (AnimDiff)",
+}

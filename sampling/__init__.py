@@ -1,0 +1,1 @@
+"""Sampling-side pieces: the motion modules' noise schedules and context-windowed evaluation."""

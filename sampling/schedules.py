@@ -1,0 +1,54 @@
+"""Noise schedules the motion modules were trained with, as ComfyUI ``model_sampling`` objects.
+
+ComfyUI names beta schedules after the original LDM code: its ``sqrt_linear`` is linear in
+beta (diffusers' ``linear``, AnimateDiff's SD1.5 training schedule) and its ``linear`` is
+linear in sqrt(beta) (diffusers' ``scaled_linear``, SD's and AnimateDiff-SDXL's).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import comfy.model_sampling
+from comfy_extras.nodes_model_advanced import LCM, ModelSamplingDiscreteDistilled
+
+SQRT_LINEAR = "sqrt_linear (AnimateDiff)"
+LINEAR = "linear (AnimateDiff-SDXL / HotshotXL)"
+LCM_SCHEDULE = "lcm"
+AUTOSELECT = "autoselect"
+MODEL_OWN = "use model's own"
+BETA_SCHEDULES = [AUTOSELECT, SQRT_LINEAR, LINEAR, LCM_SCHEDULE, MODEL_OWN]
+
+# schedule -> (ComfyUI beta_schedule, linear_start, linear_end)
+BETAS = {
+    SQRT_LINEAR: ("sqrt_linear", 0.00085, 0.012),
+    LINEAR: ("linear", 0.00085, 0.020),
+    LCM_SCHEDULE: ("sqrt_linear", 0.00085, 0.012),
+}
+AUTOSELECTED = {"v1": SQRT_LINEAR, "v2": SQRT_LINEAR, "v3": SQRT_LINEAR, "animatelcm": LCM_SCHEDULE,
+                "sdxl": LINEAR, "hotshotxl": LINEAR}
+
+
+def resolve(schedule: str, version: str) -> str:
+    """The concrete schedule for a node's choice and a motion module's version."""
+    if schedule not in BETA_SCHEDULES:
+        raise ValueError(f"unknown beta_schedule {schedule!r}; choose one of {BETA_SCHEDULES}")
+    return AUTOSELECTED[version] if schedule == AUTOSELECT else schedule
+
+
+def model_sampling_for(schedule: str, current):
+    """A ``model_sampling`` with ``schedule``'s betas and ``current``'s prediction type, or None to keep it."""
+    if schedule == MODEL_OWN:
+        return None
+    beta_schedule, start, end = BETAS[schedule]
+    if schedule == LCM_SCHEDULE:
+        base, prediction = ModelSamplingDiscreteDistilled, LCM
+    else:
+        base = comfy.model_sampling.ModelSamplingDiscrete
+        prediction = next(c for c in (comfy.model_sampling.V_PREDICTION, comfy.model_sampling.EPS) if isinstance(current, c))
+    settings = SimpleNamespace(sampling_settings={"beta_schedule": beta_schedule, "linear_start": start, "linear_end": end})
+
+    class AnimDiffModelSampling(base, prediction):
+        pass
+
+    return AnimDiffModelSampling(settings)

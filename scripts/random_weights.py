@@ -1,0 +1,90 @@
+"""Random weights in the official layouts, for smoke runs and graph tests (never for real use).
+
+- an SD1.5 checkpoint (full-size UNet, CLIP-L and VAE: what ComfyUI's loader accepts as SD1.5),
+- a full-size motion module in the v3 layout (or any version's config).
+
+Built from ComfyUI's and this pack's own classes on the meta device, so the key names and
+shapes are exactly what the loaders expect; values are seeded, fan-in scaled Gaussians.
+Run with the bootstrap's venv and ComfyUI on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import safetensors.torch
+import torch
+
+SD15_UNET = dict(
+    in_channels=4, out_channels=4, model_channels=320, num_res_blocks=[2, 2, 2, 2], channel_mult=[1, 2, 4, 4],
+    transformer_depth=[1, 1, 1, 1, 1, 1, 0, 0], transformer_depth_middle=1, transformer_depth_output=[1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
+    context_dim=768, num_heads=8, use_linear_in_transformer=False, use_spatial_transformer=True, legacy=False,
+    image_size=32, use_checkpoint=False, adm_in_channels=None,
+)
+SD15_VAE = dict(double_z=True, z_channels=4, resolution=256, in_channels=3, out_ch=3, ch=128, ch_mult=[1, 2, 4, 4],
+                num_res_blocks=2, attn_resolutions=[], dropout=0.0)
+
+
+def meta_shapes(module: torch.nn.Module, prefix: str) -> dict[str, torch.Size]:
+    return {prefix + k: v.shape for k, v in module.state_dict().items()}
+
+
+def sd15_shapes() -> dict[str, torch.Size]:
+    import comfy.ops
+    from comfy.ldm.models.autoencoder import AutoencoderKL
+    from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
+    from comfy.sd1_clip import SDClipModel
+
+    with torch.device("meta"):
+        unet = UNetModel(**SD15_UNET, operations=comfy.ops.disable_weight_init, device="meta")
+        vae = AutoencoderKL(ddconfig=SD15_VAE, embed_dim=4)
+        clip = SDClipModel(device="meta")
+    return {**meta_shapes(unet, "model.diffusion_model."), **meta_shapes(vae, "first_stage_model."),
+            **meta_shapes(clip.transformer, "cond_stage_model.transformer.")}
+
+
+def random_tensors(shapes: dict[str, torch.Size], seed: int, dtype=torch.float16) -> dict[str, torch.Tensor]:
+    """Norm weights 1, biases 0, embeddings N(0, 0.02), other weights N(0, 1/fan_in)."""
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    for key, shape in sorted(shapes.items()):
+        name = key.rsplit(".", 1)[-1]
+        if len(shape) == 1 and name == "weight":
+            value = torch.ones(shape)
+        elif name == "bias" or name == "position_ids" or name.endswith("_ids"):
+            value = torch.zeros(shape) if name == "bias" else torch.arange(shape[-1]).expand(shape).float()
+        elif "embedding" in key:
+            value = torch.randn(shape, generator=gen) * 0.02
+        else:
+            fan_in = math.prod(shape[1:]) if len(shape) > 1 else shape[0]
+            value = torch.randn(shape, generator=gen) / math.sqrt(fan_in)
+        out[key] = value.to(dtype)
+    return out
+
+
+def write_sd15_checkpoint(path: Path, seed: int = 0) -> Path:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        safetensors.torch.save_file(random_tensors(sd15_shapes(), seed), tmp, metadata={"animdiff": "random test weights"})
+        tmp.rename(path)
+    return path
+
+
+def write_motion_module(path: Path, version: str = "v3", seed: int = 1, zero_out: bool = False) -> Path:
+    """Full-size random motion-module weights in ``version``'s official layout; ``zero_out``: proj_out
+    zero, the untrained module (identity)."""
+    from animdiff.motion_module import MotionModel
+    from animdiff.motion_module.attention import sinusoidal_encoding
+    from animdiff.motion_module.config import official_config
+
+    if not path.exists():
+        shapes = meta_shapes(MotionModel(official_config(version), device="meta"), "")
+        tensors = random_tensors({k: s for k, s in shapes.items() if not k.endswith(".pe")}, seed)
+        tensors.update({k: sinusoidal_encoding(s[1], s[2]).half() for k, s in shapes.items() if k.endswith(".pe")})
+        if zero_out:
+            tensors.update({k: torch.zeros_like(v) for k, v in tensors.items() if ".proj_out." in k})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        safetensors.torch.save_file(tensors, path)
+    return path
