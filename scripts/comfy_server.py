@@ -44,6 +44,7 @@ class ComfyServer:
         self.log_path = Path(log_path)
         self.cmd = [python, "main.py", "--listen", "127.0.0.1", "--port", str(self.port), "--disable-auto-launch", *extra_args]
         self.env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+        self.env.pop("PYTHONSAFEPATH", None)  # main.py imports its own folder's modules
         self.process = None
 
     def __enter__(self) -> ComfyServer:

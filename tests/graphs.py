@@ -1,0 +1,64 @@
+"""API-format graphs for the graph tests, built from the shipped workflows or from small pieces."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from weights import CHECKPOINT
+
+WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
+
+
+def load_api(name: str) -> dict:
+    return json.loads((WORKFLOWS / name).read_text())
+
+
+def node_of(prompt: dict, class_type: str) -> dict:
+    (node,) = [n for n in prompt.values() if n["class_type"] == class_type]
+    return node
+
+
+def small_txt2vid(motion_module: str, frames: int = 16, size: int = 64, steps: int = 2, seed: int = 1) -> dict:
+    """The shipped 16-frame workflow on the test models, at smoke-test size."""
+    prompt = copy.deepcopy(load_api("txt2vid_16f.api.json"))
+    node_of(prompt, "CheckpointLoaderSimple")["inputs"]["ckpt_name"] = CHECKPOINT
+    node_of(prompt, "AnimDiffLoadMotionModule")["inputs"]["model_name"] = motion_module
+    node_of(prompt, "EmptyLatentImage")["inputs"].update(width=size, height=size, batch_size=frames)
+    node_of(prompt, "KSampler")["inputs"].update(steps=steps, seed=seed)
+    return prompt
+
+
+def two_branches(frames: int = 8) -> dict:
+    """Two motion modules in one graph: KSamplerAdvanced -> SaveAnimatedPNG, SamplerCustomAdvanced -> CreateVideo -> SaveVideo."""
+    return {
+        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINT}},
+        "pos": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": "a boat"}},
+        "neg": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": ""}},
+        "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": frames}},
+        "mm_a": {"class_type": "AnimDiffLoadMotionModule", "inputs": {"model_name": "mm_v3_random.safetensors"}},
+        "mm_b": {"class_type": "AnimDiffLoadMotionModule", "inputs": {"model_name": "mm_v2_random.safetensors"}},
+        "anim_a": {"class_type": "AnimDiffApplyMotionModule", "inputs": {
+            "model": ["ckpt", 0], "motion_module": ["mm_a", 0], "beta_schedule": "autoselect",
+            "motion_scale": 1.0, "start_percent": 0.0, "end_percent": 1.0}},
+        "anim_b": {"class_type": "AnimDiffApplyMotionModule", "inputs": {
+            "model": ["ckpt", 0], "motion_module": ["mm_b", 0], "beta_schedule": "sqrt_linear (AnimateDiff)",
+            "motion_scale": 1.2, "start_percent": 0.0, "end_percent": 1.0}},
+        "ksa": {"class_type": "KSamplerAdvanced", "inputs": {
+            "model": ["anim_a", 0], "add_noise": "enable", "noise_seed": 3, "steps": 2, "cfg": 7.0,
+            "sampler_name": "euler", "scheduler": "normal", "positive": ["pos", 0], "negative": ["neg", 0],
+            "latent_image": ["latent", 0], "start_at_step": 0, "end_at_step": 10000, "return_with_leftover_noise": "disable"}},
+        "dec_a": {"class_type": "VAEDecode", "inputs": {"samples": ["ksa", 0], "vae": ["ckpt", 2]}},
+        "png": {"class_type": "SaveAnimatedPNG", "inputs": {
+            "images": ["dec_a", 0], "filename_prefix": "branch_a", "fps": 8.0, "compress_level": 4}},
+        "noise": {"class_type": "RandomNoise", "inputs": {"noise_seed": 4}},
+        "guider": {"class_type": "CFGGuider", "inputs": {"model": ["anim_b", 0], "positive": ["pos", 0], "negative": ["neg", 0], "cfg": 6.0}},
+        "sampler": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+        "sigmas": {"class_type": "BasicScheduler", "inputs": {"model": ["anim_b", 0], "scheduler": "normal", "steps": 2, "denoise": 1.0}},
+        "sca": {"class_type": "SamplerCustomAdvanced", "inputs": {
+            "noise": ["noise", 0], "guider": ["guider", 0], "sampler": ["sampler", 0], "sigmas": ["sigmas", 0], "latent_image": ["latent", 0]}},
+        "dec_b": {"class_type": "VAEDecode", "inputs": {"samples": ["sca", 0], "vae": ["ckpt", 2]}},
+        "video": {"class_type": "CreateVideo", "inputs": {"images": ["dec_b", 0], "fps": 8.0}},
+        "save_video": {"class_type": "SaveVideo", "inputs": {"video": ["video", 0], "filename_prefix": "branch_b", "format": "auto", "codec": "auto"}},
+    }

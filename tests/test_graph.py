@@ -1,0 +1,51 @@
+"""End to end through a real headless ComfyUI server and its HTTP API."""
+
+from __future__ import annotations
+
+import av
+import pytest
+from comfy_server import PromptError, output_files
+from graphs import small_txt2vid, two_branches
+from PIL import Image
+
+PACK_NODES = ["AnimDiffLoadMotionModule", "AnimDiffApplyMotionModule"]
+
+
+def test_nodes_are_registered_with_descriptions_and_tooltips(server):
+    info = server.get("/object_info")
+    for node_id in PACK_NODES:
+        node = info[node_id]
+        assert node["description"] and node["category"] == "AnimDiff"
+        for section in ("required", "optional"):
+            for name, spec in node["input"].get(section, {}).items():
+                assert spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
+    assert "mm_v3_random.safetensors" in info["AnimDiffLoadMotionModule"]["input"]["required"]["model_name"][0]
+
+
+def test_txt2vid_16_frames_writes_a_16_frame_webp(server):
+    entry = server.run(small_txt2vid("mm_v3_random.safetensors"))
+    (webp,) = output_files(entry, server.output_dir)
+    with Image.open(webp) as image:
+        assert image.n_frames == 16
+        assert image.size == (64, 64)
+
+
+def test_two_motion_modules_in_two_branches_with_advanced_samplers(server):
+    entry = server.run(two_branches(frames=8))
+    files = output_files(entry, server.output_dir)
+    (png,) = [f for f in files if f.suffix == ".png"]
+    (video,) = [f for f in files if f.suffix in (".mp4", ".webm", ".mov")]
+    with Image.open(png) as image:
+        assert image.n_frames == 8
+    with av.open(str(video)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 8
+
+
+def test_wrong_base_model_error_reaches_the_api(server):
+    with pytest.raises(PromptError, match=r"mm_sdxl_random.safetensors: wrong base model: SDXL motion module \(sdxl\) on a SD15 model"):
+        server.run(small_txt2vid("mm_sdxl_random.safetensors", frames=2, steps=1))
+
+
+def test_unknown_motion_module_name_is_refused_by_validation(server):
+    with pytest.raises(PromptError, match="model_name"):
+        server.queue(small_txt2vid("../../etc/passwd"))
