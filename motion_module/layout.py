@@ -100,7 +100,8 @@ def detect_config(state_dict: dict[str, torch.Tensor], source: str, version: str
     channels = tuple(width(f"down_blocks.{i}") for i in range(levels))
     base = next((b for b, c in BASE_CHANNELS.items() if c == channels), None)
     if base is None:
-        raise MotionModelFileError(source, f"unknown layout: motion modules of widths {list(channels)} fit no supported base model (SD1.5 {list(BASE_CHANNELS['SD1.5'])}, SDXL {list(BASE_CHANNELS['SDXL'])})")
+        known = ", ".join(f"{name} {list(widths)}" for name, widths in BASE_CHANNELS.items())
+        raise MotionModelFileError(source, f"unknown layout: motion modules of widths {list(channels)} fit no supported base model ({known})")
 
     first = modules[("down_blocks.0", 0)]
     per_level = lambda prefix: max(i for name, i in modules if name.startswith(prefix)) + 1  # noqa: E731

@@ -37,7 +37,8 @@ def build_motion_model(state_dict: dict[str, torch.Tensor], source: str, version
     missing = [k for k in expected if k not in state_dict and not k.endswith(".pos_encoder.pe")]
     problems += [f"missing tensor {k}" for k in missing]
     if problems:
-        raise MotionModelFileError(source, f"does not match the {config.version} motion-module layout: " + "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise MotionModelFileError(source, f"does not match the {config.version} motion-module layout: " + "; ".join(problems[:5]) + more)
     model.load_state_dict(state_dict, strict=False)
     return model.eval().requires_grad_(False)
 

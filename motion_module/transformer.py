@@ -50,7 +50,7 @@ class TemporalTransformerBlock(nn.Module):
         self.ff_norm = operations.LayerNorm(dim, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (b h w) f c
-        for attention, norm in zip(self.attention_blocks, self.norms):
+        for attention, norm in zip(self.attention_blocks, self.norms, strict=True):
             x = attention(norm(x)) + x
         return self.ff(self.ff_norm(x)) + x
 

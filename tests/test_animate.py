@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import comfy.model_patcher
 import comfy.sample
-import nodes
 import pytest
 import torch
 from animdiff.motion_module import LoadedMotionModule, MotionModelFileError, build_motion_model, load_motion_module
 from animdiff.motion_module.checkpoint import read_state_dict
 from animdiff.motion_module.patcher import FramesError, apply_motion_module
 from weights import motion_module_path
+
+import nodes
 
 OWN = "use model's own"
 
@@ -104,7 +105,8 @@ def test_input_model_is_left_untouched(sd15, conds, v3):
 
 
 def test_too_many_frames_point_to_context_options(sd15, conds, v3):
-    with pytest.raises(FramesError, match=r"40 frames in one pass, but mm_v3_random.safetensors \(v3, SD1.5, up to 32 frames per window\).*AnimDiffContextOptions"):
+    expected = r"40 frames in one pass, but mm_v3_random.safetensors \(v3, SD1.5, up to 32 frames per window\).*AnimDiffContextOptions"
+    with pytest.raises(FramesError, match=expected):
         sample(apply_motion_module(sd15[0], v3, OWN), conds, noise(40), steps=1, cfg=1.0)
 
 

@@ -114,8 +114,9 @@ def small_model(version: str, seed: int = 0) -> tuple[MotionModel, dict[str, tor
     return model.eval(), state
 
 
-def diffusers_adapter(version: str, state: dict[str, torch.Tensor], tmp_path):
-    """diffusers' MotionAdapter read from an original-layout file by its own single-file loader."""
+def diffusers_adapter(version: str, state: dict[str, torch.Tensor], tmp_path, per_frame: bool = True):
+    """diffusers' MotionAdapter read from an original-layout file by its own single-file loader;
+    ``per_frame``: patched to the original's per-frame motion-module GroupNorm (SD1.5 versions)."""
     from diffusers import MotionAdapter
 
     spec = SMALL[version]
@@ -126,7 +127,7 @@ def diffusers_adapter(version: str, state: dict[str, torch.Tensor], tmp_path):
     path = tmp_path / "mm.safetensors"
     safetensors.torch.save_file(state, path)
     loaded = MotionAdapter.from_single_file(str(path), config=str(config_dir), torch_dtype=torch.float32)
-    if version != "sdxl":  # the original SDXL motion modules normalise across frames, like diffusers
+    if per_frame and version != "sdxl":  # the original SDXL motion modules normalise across frames, like diffusers
         assert patch_motion_norms_per_frame(loaded) == len(model_keys(spec))
     return loaded.eval()
 
