@@ -7,6 +7,8 @@ import comfy.patcher_extension
 import torch
 
 from ..sampling import schedules
+from ..sampling.context import ContextOptions
+from ..sampling.windowed import use_context_windows
 from .errors import MotionModelFileError
 from .injection import motion_injected, placements
 from .loader import LoadedMotionModule
@@ -61,8 +63,8 @@ class MotionWrapper:
 
 
 def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion: LoadedMotionModule, beta_schedule: str,
-                        motion_scale: float = 1.0, start_percent: float = 0.0, end_percent: float = 1.0
-                        ) -> comfy.model_patcher.ModelPatcher:
+                        motion_scale: float = 1.0, start_percent: float = 0.0, end_percent: float = 1.0,
+                        context_options: ContextOptions | None = None) -> comfy.model_patcher.ModelPatcher:
     """A clone of ``model`` that animates its latent batch; ``model`` itself is not changed.
 
     Everything is checked before the clone is made, so a bad input never yields a half-patched model.
@@ -80,6 +82,9 @@ def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion: LoadedM
         raise ValueError("AnimDiff: this MODEL already has a motion module; apply one per model")
     if not 0.0 <= start_percent <= end_percent <= 1.0:
         raise ValueError(f"AnimDiff: need 0 <= start_percent ({start_percent}) <= end_percent ({end_percent}) <= 1")
+    if context_options and context_options.context_length > motion.config.max_frames:
+        raise ValueError(f"AnimDiff: context_length {context_options.context_length} is longer than {motion.describe()} allows; "
+                         f"use at most {motion.config.max_frames}")
 
     schedule = schedules.resolve(beta_schedule, motion.config.version)
     sampling = schedules.model_sampling_for(schedule, model.get_model_object("model_sampling"))
@@ -90,4 +95,6 @@ def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion: LoadedM
     wrapper = MotionWrapper(motion, motion_scale, ms.percent_to_sigma(start_percent), ms.percent_to_sigma(end_percent))
     animated.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, KEY, wrapper)
     animated.set_additional_models(KEY, [motion.patcher])
+    if context_options:
+        use_context_windows(animated, context_options)
     return animated

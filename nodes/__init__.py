@@ -4,9 +4,9 @@ Type ids start with ``AnimDiff`` and never change: shared workflows depend on th
 """
 
 from ..motion_module import folders
-from . import motion
+from . import context, motion
 
 folders.register()
 
-NODE_CLASS_MAPPINGS = {node.__name__: node for node in motion.NODES}
-NODE_DISPLAY_NAME_MAPPINGS = {**motion.DISPLAY_NAMES}
+NODE_CLASS_MAPPINGS = {node.__name__: node for node in [*motion.NODES, *context.NODES]}
+NODE_DISPLAY_NAME_MAPPINGS = {**motion.DISPLAY_NAMES, **context.DISPLAY_NAMES}

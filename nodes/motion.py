@@ -44,7 +44,7 @@ class AnimDiffApplyMotionModule:
                    "attends across them. Returns a patched copy; the input MODEL stays a plain image model.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("MODEL",)
-    OUTPUT_TOOLTIPS = ("The animated model, for any stock sampler. Use a latent batch of up to 16 frames.",)
+    OUTPUT_TOOLTIPS = ("The animated model, for any stock sampler. A latent batch of up to 16 frames, or any length with context options.",)
     FUNCTION = "apply"
 
     @classmethod
@@ -64,10 +64,14 @@ class AnimDiffApplyMotionModule:
                 "end_percent": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001,
                                           "tooltip": "Where in sampling it stops acting (1 = last step)."}),
             },
+            "optional": {
+                "context_options": ("CONTEXT_OPTIONS", {
+                    "tooltip": "From AnimDiffContextOptions: sample videos longer than one window (any length) in blended 16-frame windows."}),
+            },
         }
 
-    def apply(self, model, motion_module, beta_schedule, motion_scale, start_percent, end_percent):
-        return (apply_motion_module(model, motion_module, beta_schedule, motion_scale, start_percent, end_percent),)
+    def apply(self, model, motion_module, beta_schedule, motion_scale, start_percent, end_percent, context_options=None):
+        return (apply_motion_module(model, motion_module, beta_schedule, motion_scale, start_percent, end_percent, context_options),)
 
 
 NODES = [AnimDiffLoadMotionModule, AnimDiffApplyMotionModule]

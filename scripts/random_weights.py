@@ -63,6 +63,23 @@ def random_tensors(shapes: dict[str, torch.Size], seed: int, dtype=torch.float16
     return out
 
 
+def sd15_controlnet_shapes() -> dict[str, torch.Size]:
+    import comfy.ops
+    from comfy.cldm.cldm import ControlNet
+
+    config = {k: v for k, v in SD15_UNET.items() if k != "out_channels"}
+    with torch.device("meta"):
+        return meta_shapes(ControlNet(hint_channels=3, **config, operations=comfy.ops.disable_weight_init, device="meta"), "")
+
+
+def write_sd15_controlnet(path: Path, seed: int = 2) -> Path:
+    """A full-size random SD1.5 ControlNet (LDM layout), which ComfyUI's ControlNetLoader accepts."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        safetensors.torch.save_file(random_tensors(sd15_controlnet_shapes(), seed), path)
+    return path
+
+
 def write_sd15_checkpoint(path: Path, seed: int = 0) -> Path:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -62,3 +62,37 @@ def two_branches(frames: int = 8) -> dict:
         "video": {"class_type": "CreateVideo", "inputs": {"images": ["dec_b", 0], "fps": 8.0}},
         "save_video": {"class_type": "SaveVideo", "inputs": {"video": ["video", 0], "filename_prefix": "branch_b", "format": "auto", "codec": "auto"}},
     }
+
+
+def long_video_with_controlnet(frame_counts=(48, 100)) -> dict:
+    """One branch per frame count: motion module + context options + ControlNet -> SaveAnimatedWEBP."""
+    from weights import CONTROLNET
+
+    prompt = {
+        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINT}},
+        "pos": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": "a dancer"}},
+        "neg": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": ""}},
+        "mm": {"class_type": "AnimDiffLoadMotionModule", "inputs": {"model_name": "mm_v3_random.safetensors"}},
+        "ctx": {"class_type": "AnimDiffContextOptions", "inputs": {
+            "context_length": 16, "context_overlap": 4, "context_stride": 1, "closed_loop": False,
+            "schedule": "uniform", "fuse_method": "pyramid"}},
+        "anim": {"class_type": "AnimDiffApplyMotionModule", "inputs": {
+            "model": ["ckpt", 0], "motion_module": ["mm", 0], "beta_schedule": "autoselect", "motion_scale": 1.0,
+            "start_percent": 0.0, "end_percent": 1.0, "context_options": ["ctx", 0]}},
+        "cn": {"class_type": "ControlNetLoader", "inputs": {"control_net_name": CONTROLNET}},
+    }
+    for n in frame_counts:
+        prompt.update({
+            f"hint{n}": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": n, "color": 8421504}},
+            f"apply{n}": {"class_type": "ControlNetApplyAdvanced", "inputs": {
+                "positive": ["pos", 0], "negative": ["neg", 0], "control_net": ["cn", 0], "image": [f"hint{n}", 0],
+                "strength": 0.8, "start_percent": 0.0, "end_percent": 1.0}},
+            f"latent{n}": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": n}},
+            f"sample{n}": {"class_type": "KSampler", "inputs": {
+                "model": ["anim", 0], "positive": [f"apply{n}", 0], "negative": [f"apply{n}", 1], "latent_image": [f"latent{n}", 0],
+                "seed": n, "steps": 1, "cfg": 1.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}},
+            f"decode{n}": {"class_type": "VAEDecode", "inputs": {"samples": [f"sample{n}", 0], "vae": ["ckpt", 2]}},
+            f"save{n}": {"class_type": "SaveAnimatedWEBP", "inputs": {
+                "images": [f"decode{n}", 0], "filename_prefix": f"long{n}", "fps": 8.0, "lossless": False, "quality": 80, "method": "default"}},
+        })
+    return prompt

@@ -5,10 +5,10 @@ from __future__ import annotations
 import av
 import pytest
 from comfy_server import PromptError, output_files
-from graphs import small_txt2vid, two_branches
+from graphs import long_video_with_controlnet, small_txt2vid, two_branches
 from PIL import Image
 
-PACK_NODES = ["AnimDiffLoadMotionModule", "AnimDiffApplyMotionModule"]
+PACK_NODES = ["AnimDiffLoadMotionModule", "AnimDiffApplyMotionModule", "AnimDiffContextOptions", "AnimDiffApplyContextOptions"]
 
 
 def test_nodes_are_registered_with_descriptions_and_tooltips(server):
@@ -49,3 +49,12 @@ def test_wrong_base_model_error_reaches_the_api(server):
 def test_unknown_motion_module_name_is_refused_by_validation(server):
     with pytest.raises(PromptError, match="model_name"):
         server.queue(small_txt2vid("../../etc/passwd"))
+
+
+def test_48_and_100_frames_with_context_options_and_controlnet(server):
+    entry = server.run(long_video_with_controlnet((48, 100)))
+    counts = {}
+    for path in output_files(entry, server.output_dir):
+        with Image.open(path) as image:
+            counts[path.name.split("_")[0]] = image.n_frames
+    assert counts == {"long48": 48, "long100": 100}

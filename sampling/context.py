@@ -1,0 +1,120 @@
+"""Context windows: which frames the model sees together, and how their predictions are fused.
+
+Motion modules were trained on 16-frame clips. A long video is evaluated in windows of
+``context_length`` frames, ``context_overlap`` of them shared with the next window, and each
+frame's prediction is the weighted mean over the windows that contain it.
+
+Schedules (all cover every frame; windows never exceed ``context_length``):
+
+- ``static``: fixed sliding windows ``0..L-1, s..s+L-1, …`` (``s = L - overlap``); the last is
+  aligned to the end so it is full length.
+- ``uniform``: the same windows shifted by a different offset at each sampling step (the
+  offsets halve recursively: 0, 1/2, 1/4, 3/4, … of ``s``), so seams never stay in one place.
+- ``batched``: consecutive windows without overlap (the last may be shorter).
+
+``closed_loop``: windows continue past the last frame and wrap to the first, so the end of the
+video blends into its start. ``context_stride`` > 1 adds, for each ``k = 2, 4, …, 2^(stride-1)``,
+windows of frames spaced ``k`` apart, which tie distant parts of a long video together.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+SCHEDULES = ["uniform", "static", "batched"]
+FUSE_METHODS = ["pyramid", "flat", "gauss", "relative"]
+
+
+@dataclass(frozen=True)
+class ContextOptions:
+    context_length: int = 16
+    context_overlap: int = 4
+    context_stride: int = 1
+    closed_loop: bool = False
+    schedule: str = "uniform"
+    fuse_method: str = "pyramid"
+
+    def __post_init__(self):
+        if self.context_length < 1:
+            raise ValueError(f"context_length must be at least 1, got {self.context_length}")
+        if not 0 <= self.context_overlap < self.context_length:
+            raise ValueError(f"context_overlap must be in [0, context_length), got {self.context_overlap} for length {self.context_length}")
+        if self.context_stride < 1:
+            raise ValueError(f"context_stride must be at least 1, got {self.context_stride}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
+        if self.fuse_method not in FUSE_METHODS:
+            raise ValueError(f"unknown fuse_method {self.fuse_method!r}; choose one of {FUSE_METHODS}")
+
+
+def ordered_halving(step: int) -> float:
+    """0, 1/2, 1/4, 3/4, 1/8, 5/8, …: the bit-reversed fraction of ``step``."""
+    result, bit = 0.0, 0.5
+    while step:
+        result += bit * (step & 1)
+        step >>= 1
+        bit /= 2
+    return result
+
+
+def starts(frames: int, span: int, step: int, closed_loop: bool, offset: int) -> list[int]:
+    """Window starts for windows covering ``span`` frames, ``step`` apart, shifted by ``offset``."""
+    if closed_loop:
+        return sorted({(offset + i * step) % frames for i in range(math.ceil(frames / step))})
+    last = frames - span
+    return sorted({min(max(offset + i * step, 0), last) for i in range(-1, math.ceil(frames / step) + 1)})
+
+
+def context_windows(frames: int, options: ContextOptions, step: int = 0) -> list[list[int]]:
+    """Frame indices of each window at sampling step ``step``."""
+    length, overlap = options.context_length, options.context_overlap
+    if frames <= length:
+        return [list(range(frames))]
+    if options.schedule == "batched":
+        windows = [list(range(s, min(s + length, frames))) for s in range(0, frames, length)]
+        if options.closed_loop and frames % length:
+            windows[-1] = [i % frames for i in range(windows[-1][0], windows[-1][0] + length)]
+        return windows
+    stride = length - overlap
+    offset = round(stride * ordered_halving(step)) if options.schedule == "uniform" else 0
+    windows = []
+    for level in range(options.context_stride):
+        spacing = 2 ** level
+        span = spacing * (length - 1) + 1
+        if level and span > frames:
+            break
+        for start in starts(frames, span, stride * spacing, options.closed_loop, offset * spacing):
+            window = [(start + spacing * i) % frames for i in range(length)]
+            if window not in windows:
+                windows.append(window)
+    return windows
+
+
+def window_weights(window: list[int], frames: int, method: str) -> torch.Tensor:
+    """Unnormalised fuse weights of the frames of one window (all > 0)."""
+    n = len(window)
+    position = torch.arange(n, dtype=torch.float32)
+    if method == "flat":
+        return torch.ones(n)
+    if method == "gauss":
+        centre, sigma = (n - 1) / 2, max(n / 4, 1.0)
+        return torch.exp(-0.5 * ((position - centre) / sigma) ** 2)
+    pyramid = torch.minimum(position + 1, n - position)
+    if method == "relative":  # no fade towards the ends of the video itself
+        if window[0] == 0:
+            pyramid[: n // 2] = pyramid.max()
+        if window[-1] == frames - 1:
+            pyramid[n // 2:] = pyramid.max()
+    return pyramid
+
+
+def fuse_weights(windows: list[list[int]], frames: int, method: str) -> list[torch.Tensor]:
+    """Per-window weights, normalised so that each frame's weights sum to 1 over its windows."""
+    raw = [window_weights(w, frames, method) for w in windows]
+    total = torch.zeros(frames)
+    for window, weight in zip(windows, raw, strict=True):
+        total.index_add_(0, torch.tensor(window), weight)
+    return [weight / total[torch.tensor(window)] for window, weight in zip(windows, raw, strict=True)]

@@ -1,0 +1,110 @@
+"""Evaluate the model on context windows and fuse the results (a ComfyUI ``CALC_COND_BATCH`` wrapper).
+
+Wrapping the model evaluation, not the sampler loop, makes every stock sampler work. For each
+window the latents, the timesteps and everything per-frame in the conds are sliced to the
+window's frames: per-frame conditioning tensors (``model_conds`` with one entry per frame),
+masks, and ControlNet/T2I-adapter hint images (ComfyUI itself would take the first frames).
+"""
+
+from __future__ import annotations
+
+import comfy.patcher_extension
+import torch
+from tqdm import tqdm
+
+from .context import ContextOptions, context_windows, fuse_weights
+
+
+def slice_control(control, index: torch.Tensor, frames: int):
+    """A copy of a ControlNet chain whose per-frame hint images are cut to ``index``."""
+    if control is None:
+        return None
+    previous = slice_control(control.previous_controlnet, index, frames)
+    hint = getattr(control, "cond_hint_original", None)
+    per_frame = hint is not None and hint.shape[0] == frames
+    if not per_frame and previous is control.previous_controlnet:
+        return control
+    sliced = control.copy()
+    sliced.timestep_range = control.timestep_range  # set by pre_run on the original
+    for name in ("model_sampling_current", "model"):
+        if hasattr(control, name):
+            setattr(sliced, name, getattr(control, name))
+    if per_frame:
+        sliced.cond_hint_original = hint[index.to(hint.device)]
+    sliced.set_previous_controlnet(previous)
+    return sliced
+
+
+def slice_cond(cond: dict, index: torch.Tensor, frames: int) -> dict:
+    out = dict(cond)
+    out["model_conds"] = {
+        name: c._copy_with(c.cond[index.to(c.cond.device)]) if getattr(c, "cond", None) is not None
+        and torch.is_tensor(c.cond) and c.cond.shape[0] == frames else c
+        for name, c in cond.get("model_conds", {}).items()
+    }
+    mask = cond.get("mask")
+    if torch.is_tensor(mask) and mask.shape[0] == frames:
+        out["mask"] = mask[index.to(mask.device)]
+    if cond.get("control") is not None:
+        out["control"] = slice_control(cond["control"], index, frames)
+    return out
+
+
+def current_step(timestep: torch.Tensor, model_options: dict) -> int:
+    sigmas = model_options.get("transformer_options", {}).get("sample_sigmas")
+    if sigmas is None:
+        return 0
+    return int((sigmas.to(timestep.device) - timestep.max()).abs().argmin())
+
+
+class WindowedEvaluation:
+    """``CALC_COND_BATCH`` wrapper; immutable and shared by clones (see ``MotionWrapper``)."""
+
+    def __init__(self, options: ContextOptions):
+        self.options = options
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __call__(self, executor, model, conds, x_in, timestep, model_options, **kwargs):
+        frames = x_in.shape[0]
+        if frames <= self.options.context_length:
+            return executor(model, conds, x_in, timestep, model_options, **kwargs)
+        windows = context_windows(frames, self.options, current_step(timestep, model_options))
+        weights = fuse_weights(windows, frames, self.options.fuse_method)
+        out = [torch.zeros_like(x_in) for _ in conds]  # a None cond stays zeros, as in ComfyUI
+        for window, weight in tqdm(list(zip(windows, weights, strict=True)), desc="context windows", leave=False,
+                                   disable=len(windows) < 2):
+            index = torch.tensor(window, device=x_in.device)
+            sub_conds = [None if c is None else [slice_cond(item, index, frames) for item in c] for c in conds]
+            sub_t = timestep[index] if torch.is_tensor(timestep) and timestep.ndim and timestep.shape[0] == frames else timestep
+            results = executor(model, sub_conds, x_in[index], sub_t, model_options, **kwargs)
+            w = weight.to(x_in).view(-1, *([1] * (x_in.ndim - 1)))
+            for acc, result in zip(out, results, strict=True):
+                acc.index_add_(0, index, result * w)
+        return out
+
+
+class WindowedMemoryEstimate:
+    """``PREPARE_SAMPLING`` wrapper: ComfyUI sizes its memory plan for one window, not the whole video."""
+
+    def __init__(self, options: ContextOptions):
+        self.options = options
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __call__(self, executor, model, noise_shape, conds, *args, **kwargs):
+        noise_shape = [min(noise_shape[0], self.options.context_length), *noise_shape[1:]]
+        return executor(model, noise_shape, conds, *args, **kwargs)
+
+
+KEY = "animdiff_context"
+
+
+def use_context_windows(patcher, options: ContextOptions) -> None:
+    """Make ``patcher`` (a clone the caller owns) evaluate in ``options``' windows."""
+    if patcher.get_wrappers(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, KEY):
+        raise ValueError("AnimDiff: this MODEL already samples in context windows; apply context options once")
+    patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, KEY, WindowedEvaluation(options))
+    patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING, KEY, WindowedMemoryEstimate(options))
