@@ -53,6 +53,7 @@ class LoadedMotionModule:
 
     name: str
     patcher: comfy.model_patcher.ModelPatcher
+    loras: tuple = ()  # (file, strength, matched layers, total layers) of each MotionLoRA applied
 
     @property
     def model(self) -> MotionModel:
@@ -64,7 +65,8 @@ class LoadedMotionModule:
 
     def describe(self) -> str:
         c = self.config
-        return f"{self.name} ({c.version}, {c.base}, up to {c.max_frames} frames per window)"
+        loras = "".join(f" + {name} x{strength:g}" for name, strength, *_ in self.loras)
+        return f"{self.name}{loras} ({c.version}, {c.base}, up to {c.max_frames} frames per window)"
 
 
 def load_motion_module(path: str | Path, version: str = "auto") -> LoadedMotionModule:

@@ -20,7 +20,7 @@ def node_of(prompt: dict, class_type: str) -> dict:
     return node
 
 
-def small_txt2vid(motion_module: str, frames: int = 16, size: int = 64, steps: int = 2, seed: int = 1) -> dict:
+def small_txt2vid(motion_module: str, frames: int = 16, size: int = 32, steps: int = 2, seed: int = 1) -> dict:
     """The shipped 16-frame workflow on the test models, at smoke-test size."""
     prompt = copy.deepcopy(load_api("txt2vid_16f.api.json"))
     node_of(prompt, "CheckpointLoaderSimple")["inputs"]["ckpt_name"] = CHECKPOINT
@@ -36,7 +36,7 @@ def two_branches(frames: int = 8) -> dict:
         "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINT}},
         "pos": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": "a boat"}},
         "neg": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": ""}},
-        "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": frames}},
+        "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": 32, "height": 32, "batch_size": frames}},
         "mm_a": {"class_type": "AnimDiffLoadMotionModule", "inputs": {"model_name": "mm_v3_random.safetensors"}},
         "mm_b": {"class_type": "AnimDiffLoadMotionModule", "inputs": {"model_name": "mm_v2_random.safetensors"}},
         "anim_a": {"class_type": "AnimDiffApplyMotionModule", "inputs": {
@@ -83,11 +83,11 @@ def long_video_with_controlnet(frame_counts=(48, 100)) -> dict:
     }
     for n in frame_counts:
         prompt.update({
-            f"hint{n}": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": n, "color": 8421504}},
+            f"hint{n}": {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 32, "batch_size": n, "color": 8421504}},
             f"apply{n}": {"class_type": "ControlNetApplyAdvanced", "inputs": {
                 "positive": ["pos", 0], "negative": ["neg", 0], "control_net": ["cn", 0], "image": [f"hint{n}", 0],
                 "strength": 0.8, "start_percent": 0.0, "end_percent": 1.0}},
-            f"latent{n}": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": n}},
+            f"latent{n}": {"class_type": "EmptyLatentImage", "inputs": {"width": 32, "height": 32, "batch_size": n}},
             f"sample{n}": {"class_type": "KSampler", "inputs": {
                 "model": ["anim", 0], "positive": [f"apply{n}", 0], "negative": [f"apply{n}", 1], "latent_image": [f"latent{n}", 0],
                 "seed": n, "steps": 1, "cfg": 1.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}},

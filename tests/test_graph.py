@@ -27,7 +27,7 @@ def test_txt2vid_16_frames_writes_a_16_frame_webp(server):
     (webp,) = output_files(entry, server.output_dir)
     with Image.open(webp) as image:
         assert image.n_frames == 16
-        assert image.size == (64, 64)
+        assert image.size == (32, 32)
 
 
 def test_two_motion_modules_in_two_branches_with_advanced_samplers(server):

@@ -32,7 +32,7 @@ def test_windows_couple_frames_only_inside_a_window(sd15, conds, v3):  # noqa: F
     model = apply_motion_module(sd15[0], v3, OWN, context_options=STATIC)
     x = noise(frames, 11)
     changed = x.clone()
-    changed[0] = torch.randn(4, 8, 8, generator=torch.Generator().manual_seed(5))
+    changed[0] = torch.randn(4, 4, 4, generator=torch.Generator().manual_seed(5))
     a, b = sample(model, conds, x, steps=1, cfg=1.0), sample(model, conds, changed, steps=1, cfg=1.0)
     assert not torch.equal(a[5], b[5])
     assert torch.equal(a[far:], b[far:])
@@ -47,7 +47,7 @@ def test_per_frame_mask_is_sliced_to_each_window(sd15, conds):  # noqa: F811
     import nodes
 
     other = nodes.CLIPTextEncode().encode(clip, "a red car at night")[0]
-    mask = torch.zeros(40, 8, 8)
+    mask = torch.zeros(40, 4, 4)
     mask[:20] = 1.0
     masked = node_helpers.conditioning_set_values(other, {"mask": mask, "set_area_to_bounds": False, "mask_strength": 1.0})
     prompt = (positive + masked, negative)
@@ -89,7 +89,7 @@ def test_controlnet_hints_are_sliced_to_each_window(sd15, conds):  # noqa: F811
 
     model = sd15[0]
     control = comfy.controlnet.load_controlnet(str(controlnet_path()))
-    hints = torch.rand(40, 64, 64, 3, generator=torch.Generator().manual_seed(13))
+    hints = torch.rand(40, 32, 32, 3, generator=torch.Generator().manual_seed(13))
     positive, negative = nodes.ControlNetApplyAdvanced().apply_controlnet(*conds, control, hints, 1.0, 0.0, 1.0)
     x = noise(40, 14)
     windowed = model.clone()

@@ -30,6 +30,8 @@ def write_all() -> Path:
     controlnet_path()
     for name in MOTION_MODULES:
         motion_module_path(name)
+    motion_lora_path()
+    adapter_path()
     return MODELS_DIR
 
 
@@ -43,3 +45,25 @@ def extra_model_paths_yaml(path: Path) -> Path:
         "    animatediff_motion_lora: animatediff_motion_lora\n"
     )
     return path
+
+
+def write_from_manifest(path: Path, manifest_name: str, seed: int) -> Path:
+    """A random file with exactly the keys and shapes of an official file (LoRA-sized files only)."""
+    import safetensors.torch
+    import torch
+    from manifests import manifest
+
+    if not path.exists():
+        gen = torch.Generator().manual_seed(seed)
+        tensors = {k: (torch.randn(shape, generator=gen) * 0.02).half() for k, shape in manifest(manifest_name)["keys"].items()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        safetensors.torch.save_file(tensors, path)
+    return path
+
+
+def motion_lora_path(name: str = "v2_lora_ZoomIn_random.safetensors", seed: int = 5) -> Path:
+    return write_from_manifest(MODELS_DIR / "animatediff_motion_lora" / name, "v2_lora_ZoomIn", seed)
+
+
+def adapter_path() -> Path:
+    return write_from_manifest(MODELS_DIR / "animatediff_models" / "v3_sd15_adapter_random.safetensors", "v3_sd15_adapter", 6)

@@ -1,0 +1,102 @@
+"""MotionLoRA: low-rank updates ``W + strength * scale * up @ down`` on a motion module's layers.
+
+Recognised key conventions (all reduced to the original module names):
+
+- original AnimateDiff ``v2_lora_*.ckpt`` and MotionDirector's motion-LoRA format:
+  ``<module>.processor.<proj>_lora.{down,up}.weight`` -> ``<module>.<proj>.weight``
+  (``to_out`` -> ``to_out.0``); this pack's own training output uses it too;
+- cloneofsimo / MotionDirector raw: ``<layer>.lora_{down,up}.weight``;
+- diffusers / PEFT: ``<layer>.lora_{A,B}.weight`` or ``<layer>.lora.{down,up}.weight``, with
+  diffusers module names (``attn1``, ``norm1`` …, no ``temporal_transformer``) and optional
+  ``unet.`` / ``base_model.model.`` prefixes.
+
+``<layer>.alpha`` entries (kohya/PEFT) scale by ``alpha / rank``; without them the scale is 1,
+as in the original loader. The update is computed once per load and applied by ComfyUI's
+weight patching on a clone of the motion module's ModelPatcher, so the loaded weights never change.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+import torch
+
+from .errors import MotionModelFileError
+from .layout import to_original_keys
+from .loader import LoadedMotionModule
+
+PATTERNS = [
+    re.compile(r"^(?P<layer>.+)\.processor\.(?P<proj>[A-Za-z0-9_]+?)_lora\.(?P<dir>down|up)\.weight$"),
+    re.compile(r"^(?P<layer>.+)\.lora_(?P<dir>down|up|A|B)\.weight$"),
+    re.compile(r"^(?P<layer>.+)\.lora\.(?P<dir>down|up)\.weight$"),
+]
+PREFIXES = ("base_model.model.", "unet.")
+DIRECTION = {"down": "down", "A": "down", "up": "up", "B": "up"}
+
+
+@dataclass(frozen=True)
+class LoRALayer:
+    up: torch.Tensor  # (out, rank)
+    down: torch.Tensor  # (rank, in)
+    scale: float
+
+    def delta(self) -> torch.Tensor:
+        """``scale * up @ down`` in float32."""
+        return self.scale * (self.up.float() @ self.down.float())
+
+
+def target_key(layer: str) -> str:
+    """The motion-module weight a LoRA layer name points at, in the original naming."""
+    for prefix in PREFIXES:
+        layer = layer.removeprefix(prefix)
+    if layer.endswith(".to_out"):
+        layer += ".0"
+    (key,), _ = to_original_keys({layer + ".weight": None})
+    return key
+
+
+def parse_motion_lora(state_dict: dict[str, torch.Tensor], source: str) -> dict[str, LoRALayer]:
+    """``{motion-module weight key: LoRALayer}`` of a MotionLoRA file in any known convention."""
+    parts: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state_dict.items():
+        for pattern in PATTERNS:
+            match = pattern.match(key)
+            if match:
+                layer = match["layer"] + (f".{match['proj']}" if "proj" in match.groupdict() else "")
+                parts.setdefault(layer, {})[DIRECTION[match["dir"]]] = value
+                break
+    if not parts:
+        raise MotionModelFileError(source, "not a LoRA: no lora up/down weights found")
+    layers = {}
+    for layer, pair in parts.items():
+        if set(pair) != {"up", "down"}:
+            raise MotionModelFileError(source, f"LoRA layer {layer} has no {({'up', 'down'} - set(pair)).pop()} weight")
+        up, down = pair["up"], pair["down"]
+        if up.shape[1] != down.shape[0]:
+            raise MotionModelFileError(source, f"LoRA layer {layer}: up {list(up.shape)} and down {list(down.shape)} ranks differ")
+        alpha = state_dict.get(f"{layer}.alpha")
+        scale = float(alpha) / down.shape[0] if alpha is not None else 1.0
+        layers[target_key(layer)] = LoRALayer(up, down, scale)
+    return layers
+
+
+def apply_motion_lora(motion: LoadedMotionModule, lora: dict[str, LoRALayer], lora_name: str,
+                      strength: float) -> LoadedMotionModule:
+    """A MOTION_MODULE whose patcher also carries ``strength`` x this LoRA (stacking with earlier ones)."""
+    weights = motion.model.state_dict()
+    matched = {k: v for k, v in lora.items() if k in weights}
+    if not matched:
+        raise MotionModelFileError(lora_name, f"none of its {len(lora)} LoRA layers match the motion module {motion.describe()}")
+    for key, layer in matched.items():
+        if layer.delta().shape != weights[key].shape:
+            raise MotionModelFileError(lora_name, f"LoRA layer for {key} has shape {list(layer.delta().shape)}, "
+                                                  f"the motion module's weight {list(weights[key].shape)}")
+    if len(matched) < len(lora):
+        missing = sorted(set(lora) - set(matched))
+        logging.warning("AnimDiff: MotionLoRA %s: %d of %d layers match %s; %d do not (e.g. %s)",
+                        lora_name, len(matched), len(lora), motion.describe(), len(missing), missing[0])
+    patcher = motion.patcher.clone()
+    patcher.add_patches({key: (layer.delta(),) for key, layer in matched.items()}, strength)
+    return LoadedMotionModule(motion.name, patcher, motion.loras + ((lora_name, strength, len(matched), len(lora)),))
