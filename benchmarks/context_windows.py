@@ -29,12 +29,13 @@ def measure(frames: int, latent: int, steps: int) -> dict:
     import_pack()
     import comfy.sample
     import comfy.sd
-    import nodes
     import torch
     from animdiff.motion_module import load_motion_module
     from animdiff.motion_module.patcher import apply_motion_module
     from animdiff.sampling.context import ContextOptions, context_windows
     from weights import checkpoint_path, motion_module_path
+
+    import nodes
 
     model, clip = comfy.sd.load_checkpoint_guess_config(str(checkpoint_path()), output_vae=False, output_clip=True)[:2]
     motion = load_motion_module(motion_module_path("mm_v3_random.safetensors"))

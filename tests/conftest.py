@@ -38,3 +38,21 @@ def sd15():
 
     model, clip, vae = comfy.sd.load_checkpoint_guess_config(str(checkpoint_path()), output_vae=True, output_clip=True)[:3]
     return model, clip, vae
+
+
+@pytest.fixture(scope="session")
+def conds(sd15):
+    """(positive, negative) conditioning from the random checkpoint's CLIP."""
+    import nodes
+
+    clip = sd15[1]
+    return nodes.CLIPTextEncode().encode(clip, "a cat walking")[0], nodes.CLIPTextEncode().encode(clip, "blurry")[0]
+
+
+@pytest.fixture(scope="session")
+def v3():
+    """The random full-size v3 motion module, loaded through the pack's loader."""
+    from animdiff.motion_module import load_motion_module
+    from weights import motion_module_path
+
+    return load_motion_module(motion_module_path("mm_v3_random.safetensors"))

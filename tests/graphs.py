@@ -96,3 +96,30 @@ def long_video_with_controlnet(frame_counts=(48, 100)) -> dict:
                 "images": [f"decode{n}", 0], "filename_prefix": f"long{n}", "fps": 8.0, "lossless": False, "quality": 80, "method": "default"}},
         })
     return prompt
+
+
+def lora_and_adapter_branches(frames: int = 8) -> dict:
+    """Same seed three ways: plain animated; MotionLoRA strength 0 + adapter alpha 0; both at 1. Latents saved."""
+    base = {
+        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINT}},
+        "pos": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": "a train"}},
+        "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": 32, "height": 32, "batch_size": frames}},
+        "mm": {"class_type": "AnimDiffLoadMotionModule", "inputs": {"model_name": "mm_v2_random.safetensors"}},
+    }
+    branches = {"plain": None, "zero": 0.0, "full": 1.0}
+    for name, weight in branches.items():
+        motion, model = ["mm", 0], ["ckpt", 0]
+        if weight is not None:
+            base[f"lora_{name}"] = {"class_type": "AnimDiffMotionLoRA", "inputs": {
+                "motion_module": ["mm", 0], "lora_name": "v2_lora_ZoomIn_random.safetensors", "strength": weight}}
+            base[f"adapter_{name}"] = {"class_type": "AnimDiffDomainAdapter", "inputs": {
+                "model": ["ckpt", 0], "adapter_name": "v3_sd15_adapter_random.safetensors", "alpha": weight}}
+            motion, model = [f"lora_{name}", 0], [f"adapter_{name}", 0]
+        base[f"anim_{name}"] = {"class_type": "AnimDiffApplyMotionModule", "inputs": {
+            "model": model, "motion_module": motion, "beta_schedule": "autoselect", "motion_scale": 1.0,
+            "start_percent": 0.0, "end_percent": 1.0}}
+        base[f"sample_{name}"] = {"class_type": "KSampler", "inputs": {
+            "model": [f"anim_{name}", 0], "positive": ["pos", 0], "negative": ["pos", 0], "latent_image": ["latent", 0],
+            "seed": 9, "steps": 1, "cfg": 1.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}}
+        base[f"save_{name}"] = {"class_type": "SaveLatent", "inputs": {"samples": [f"sample_{name}", 0], "filename_prefix": f"lora_{name}"}}
+    return base

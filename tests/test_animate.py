@@ -11,20 +11,7 @@ from animdiff.motion_module.checkpoint import read_state_dict
 from animdiff.motion_module.patcher import FramesError, apply_motion_module
 from weights import motion_module_path
 
-import nodes
-
-OWN = "use model's own"
-
-
-@pytest.fixture(scope="module")
-def conds(sd15):
-    _, clip, _ = sd15
-    return nodes.CLIPTextEncode().encode(clip, "a cat walking")[0], nodes.CLIPTextEncode().encode(clip, "blurry")[0]
-
-
-@pytest.fixture(scope="module")
-def v3():
-    return load_motion_module(motion_module_path("mm_v3_random.safetensors"))
+from sampling import OWN, noise, sample
 
 
 @pytest.fixture(scope="module")
@@ -33,17 +20,6 @@ def zero_v3():
     state = {k: torch.zeros_like(v) if ".proj_out." in k else v for k, v in state.items()}
     model = build_motion_model(state, "zero.safetensors")
     return LoadedMotionModule("zero.safetensors", comfy.model_patcher.ModelPatcher(model, torch.device("cpu"), torch.device("cpu")))
-
-
-def noise(frames: int, seed: int = 0) -> torch.Tensor:
-    return torch.randn(frames, 4, 4, 4, generator=torch.Generator().manual_seed(seed))
-
-
-def sample(model, conds, x_noise, steps=2, cfg=7.5, capture=None):
-    positive, negative = conds
-    callback = (lambda step, x0, x, total: capture.append(x0.clone())) if capture is not None else None
-    return comfy.sample.sample(model, x_noise, steps, cfg, "euler", "normal", positive, negative,
-                               torch.zeros_like(x_noise), seed=0, callback=callback, disable_pbar=True)
 
 
 def test_zero_module_gives_exactly_the_plain_model(sd15, conds, zero_v3):

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import av
 import pytest
+import safetensors.torch
+import torch
 from comfy_server import PromptError, output_files
-from graphs import long_video_with_controlnet, small_txt2vid, two_branches
+from graphs import long_video_with_controlnet, lora_and_adapter_branches, small_txt2vid, two_branches
 from PIL import Image
 
-PACK_NODES = ["AnimDiffLoadMotionModule", "AnimDiffApplyMotionModule", "AnimDiffContextOptions", "AnimDiffApplyContextOptions"]
+PACK_NODES = ["AnimDiffLoadMotionModule", "AnimDiffApplyMotionModule", "AnimDiffContextOptions", "AnimDiffApplyContextOptions",
+              "AnimDiffMotionLoRA", "AnimDiffDomainAdapter"]
 
 
 def test_nodes_are_registered_with_descriptions_and_tooltips(server):
@@ -58,3 +61,13 @@ def test_48_and_100_frames_with_context_options_and_controlnet(server):
         with Image.open(path) as image:
             counts[path.name.split("_")[0]] = image.n_frames
     assert counts == {"long48": 48, "long100": 100}
+
+
+def test_lora_strength_zero_and_adapter_alpha_zero_are_exact_through_the_api(server):
+    entry = server.run(lora_and_adapter_branches())
+    latents = {}
+    for path in output_files(entry, server.output_dir):
+        latents[path.name.split("_")[1]] = safetensors.torch.load_file(path)["latent_tensor"]
+    assert set(latents) == {"plain", "zero", "full"}
+    assert torch.equal(latents["zero"], latents["plain"])
+    assert not torch.equal(latents["full"], latents["plain"])

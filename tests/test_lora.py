@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import comfy.model_management
 import comfy.model_patcher
 import pytest
 import safetensors.torch
@@ -15,9 +16,10 @@ from animdiff.motion_module.domain_adapter import apply_domain_adapter
 from animdiff.motion_module.lora import apply_motion_lora, parse_motion_lora
 from animdiff.motion_module.patcher import apply_motion_module
 from manifests import manifest, meta_state_dict
-from test_animate import OWN, conds, noise, sample  # noqa: F401  (fixtures)
 from test_motion_module import small_model
 from weights import adapter_path, motion_lora_path, motion_module_path
+
+from sampling import OWN, noise, sample
 
 CPU = torch.device("cpu")
 PROJ = ("to_q", "to_k", "to_v", "to_out")
@@ -114,7 +116,7 @@ def test_partial_match_warns_with_counts_and_no_match_is_an_error(caplog):
     assert "MotionLoRA v2_lora_ZoomIn.ckpt: 160 of 168 layers match v3_sd15_mm.ckpt" in caplog.text
     assert "8 do not (e.g. mid_block.motion_modules.0" in caplog.text
     sdxl = loaded(MotionModel(official_config("sdxl"), device="meta"), "mm_sdxl_v10_beta.ckpt")
-    with pytest.raises(MotionModelFileError, match=r"v2_lora_ZoomIn.ckpt: none of its 168 LoRA layers match the motion module mm_sdxl_v10_beta.ckpt"):
+    with pytest.raises(MotionModelFileError, match=r"v2_lora_ZoomIn.ckpt: none of its 24 LoRA layers match the motion module mm_sdxl_v10_beta.ckpt"):
         apply_motion_lora(sdxl, {k: v for k, v in v2_lora.items() if "up_blocks.3" in k}, "v2_lora_ZoomIn.ckpt", 1.0)
 
 
@@ -123,7 +125,7 @@ def test_not_a_lora_is_an_error():
         parse_motion_lora(meta_state_dict("v3_sd15_mm"), "mm.ckpt")
 
 
-def test_strength_zero_is_exact_and_the_module_is_clean_after_use(sd15, conds):  # noqa: F811
+def test_strength_zero_is_exact_and_the_module_is_clean_after_use(sd15, conds):
     model = sd15[0]
     motion = load_motion_module(motion_module_path("mm_v2_random.safetensors"))
     lora = parse_motion_lora(read_state_dict(motion_lora_path()), "zoom")
@@ -147,16 +149,14 @@ def test_domain_adapter_weight_is_w_plus_alpha_up_down(sd15):
     up, down = state[f"{prefix}.up.weight"].float(), state[f"{prefix}.down.weight"].float()
     before = model.model.state_dict()[key].clone()
     patched = apply_domain_adapter(model, state, "v3_sd15_adapter.ckpt", 0.6)
-    patched.patch_model(device_to=CPU)
-    try:
-        weight = patched.model.state_dict()[key].clone()
-    finally:
-        patched.unpatch_model(device_to=CPU)
+    comfy.model_management.load_models_gpu([patched])  # as sampling loads it: the shared weights get patched
+    weight = patched.model.state_dict()[key].clone()
+    comfy.model_management.load_models_gpu([model])  # the plain model again: patches removed
     torch.testing.assert_close(weight, before + 0.6 * (up @ down), rtol=0, atol=1e-6)
     assert torch.equal(model.model.state_dict()[key], before)
 
 
-def test_domain_adapter_alpha_zero_is_exact(sd15, conds):  # noqa: F811
+def test_domain_adapter_alpha_zero_is_exact(sd15, conds):
     model = sd15[0]
     x = noise(4, 21)
     state = read_state_dict(adapter_path())

@@ -11,12 +11,13 @@ import torch
 from animdiff.motion_module.patcher import apply_motion_module
 from animdiff.sampling.context import ContextOptions, context_windows
 from animdiff.sampling.windowed import use_context_windows
-from test_animate import OWN, conds, noise, sample, v3  # noqa: F401  (fixtures)
+
+from sampling import OWN, noise, sample
 
 STATIC = ContextOptions(16, 4, 1, False, "static", "pyramid")
 
 
-def test_up_to_context_length_is_bit_identical(sd15, conds, v3):  # noqa: F811
+def test_up_to_context_length_is_bit_identical(sd15, conds, v3):
     x = noise(16, 10)
     model = sd15[0]
     plain = sample(apply_motion_module(model, v3, OWN), conds, x, steps=1)
@@ -24,7 +25,7 @@ def test_up_to_context_length_is_bit_identical(sd15, conds, v3):  # noqa: F811
     assert torch.equal(plain, windowed)
 
 
-def test_windows_couple_frames_only_inside_a_window(sd15, conds, v3):  # noqa: F811
+def test_windows_couple_frames_only_inside_a_window(sd15, conds, v3):
     frames = 40
     windows = context_windows(frames, STATIC)
     far = next(i for i in range(frames) if not any(0 in w and i in w for w in windows))
@@ -38,7 +39,7 @@ def test_windows_couple_frames_only_inside_a_window(sd15, conds, v3):  # noqa: F
     assert torch.equal(a[far:], b[far:])
 
 
-def test_per_frame_mask_is_sliced_to_each_window(sd15, conds):  # noqa: F811
+def test_per_frame_mask_is_sliced_to_each_window(sd15, conds):
     """A plain model's frames are independent, so windows must reproduce the whole-batch result.
     Frames 20-39 have their second cond masked out; unsliced, the last window would read the
     masks of frames 0-15 and sample those frames with the wrong prompt."""
@@ -75,17 +76,18 @@ def test_memory_plan_is_for_one_window(sd15):
     assert seen == [[16, 4, 8, 8]]
 
 
-def test_context_longer_than_encoding_is_refused(sd15, v3):  # noqa: F811
+def test_context_longer_than_encoding_is_refused(sd15, v3):
     with pytest.raises(ValueError, match="context_length 40 is longer than mm_v3_random.safetensors .* use at most 32"):
         apply_motion_module(sd15[0], v3, OWN, context_options=ContextOptions(40, 4))
 
 
-def test_controlnet_hints_are_sliced_to_each_window(sd15, conds):  # noqa: F811
+def test_controlnet_hints_are_sliced_to_each_window(sd15, conds):
     """Per-frame hint images: a windowed plain model must reproduce the whole-batch result; with
     ComfyUI's own behaviour (first frames of the hint batch) the later windows would differ."""
     import comfy.controlnet
-    import nodes
     from weights import controlnet_path
+
+    import nodes
 
     model = sd15[0]
     control = comfy.controlnet.load_controlnet(str(controlnet_path()))
