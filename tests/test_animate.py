@@ -9,9 +9,8 @@ import torch
 from animdiff.motion_module import LoadedMotionModule, MotionModelFileError, build_motion_model, load_motion_module
 from animdiff.motion_module.checkpoint import read_state_dict
 from animdiff.motion_module.patcher import FramesError, apply_motion_module
+from comfy_sampling import OWN, noise, sample
 from weights import motion_module_path
-
-from sampling import OWN, noise, sample
 
 
 @pytest.fixture(scope="module")

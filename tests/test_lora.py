@@ -15,11 +15,10 @@ from animdiff.motion_module.config import official_config
 from animdiff.motion_module.domain_adapter import apply_domain_adapter
 from animdiff.motion_module.lora import apply_motion_lora, parse_motion_lora
 from animdiff.motion_module.patcher import apply_motion_module
+from comfy_sampling import OWN, noise, sample
 from manifests import manifest, meta_state_dict
 from test_motion_module import small_model
 from weights import adapter_path, motion_lora_path, motion_module_path
-
-from sampling import OWN, noise, sample
 
 CPU = torch.device("cpu")
 PROJ = ("to_q", "to_k", "to_v", "to_out")

@@ -11,8 +11,7 @@ import torch
 from animdiff.motion_module.patcher import apply_motion_module
 from animdiff.sampling.context import ContextOptions, context_windows
 from animdiff.sampling.windowed import use_context_windows
-
-from sampling import OWN, noise, sample
+from comfy_sampling import OWN, noise, sample
 
 STATIC = ContextOptions(16, 4, 1, False, "static", "pyramid")
 
