@@ -78,17 +78,20 @@ def comfyui_dir() -> Path:
     return target
 
 
-def venv_python(comfy: Path, dev: bool) -> Path:
-    env_dir = CACHE / "venv"
-    python = env_dir / "bin" / "python"
+def requirements_key(comfy: Path, dev: bool) -> str:
     reqs = [comfy / "requirements.txt", PACK_DIR / "requirements.txt"]
     if dev:
         reqs.append(PACK_DIR / "requirements-dev.txt")
-    key = hashlib.sha256(
-        "\n".join([*TORCH, *(r.read_text() for r in reqs)]).encode()
-    ).hexdigest()
+    return hashlib.sha256("\n".join([*TORCH, *(r.read_text() for r in reqs)]).encode()).hexdigest()
+
+
+def venv_python(comfy: Path, dev: bool) -> Path:
+    env_dir = CACHE / "venv"
+    python = env_dir / "bin" / "python"
     stamp = CACHE / f"venv{'-dev' if dev else ''}.stamp"
-    if python.is_file() and stamp_ok(stamp, key):
+    key = requirements_key(comfy, dev)
+    dev_stamp = CACHE / "venv-dev.stamp"  # a dev install has everything a plain one needs
+    if python.is_file() and (stamp_ok(stamp, key) or stamp_ok(dev_stamp, requirements_key(comfy, True))):
         return python
     if not python.is_file():
         venv.EnvBuilder(with_pip=True).create(env_dir)

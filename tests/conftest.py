@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from comfy_server import ComfyServer  # noqa: E402
 from pack_import import COMFYUI_DIR  # noqa: E402
-from weights import checkpoint_path, extra_model_paths_yaml, write_all  # noqa: E402
+from weights import checkpoint_path, extra_model_paths_yaml, write_all, write_test_video  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -22,8 +22,10 @@ def server(tmp_path_factory):
     """A real headless ComfyUI with this pack, the random test models and no result cache."""
     write_all()
     tmp = tmp_path_factory.mktemp("comfy")
+    (tmp / "input").mkdir()
+    write_test_video(tmp / "input" / "input.mp4")
     args = ["--extra-model-paths-config", str(extra_model_paths_yaml(tmp / "models.yaml")),
-            "--output-directory", str(tmp / "output"), "--cache-none"]
+            "--output-directory", str(tmp / "output"), "--input-directory", str(tmp / "input"), "--cache-none"]
     if not torch.cuda.is_available():
         args.append("--cpu")
     with ComfyServer(COMFYUI_DIR, args, tmp / "comfyui.log") as running:

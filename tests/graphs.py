@@ -123,3 +123,67 @@ def lora_and_adapter_branches(frames: int = 8) -> dict:
             "seed": 9, "steps": 1, "cfg": 1.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}}
         base[f"save_{name}"] = {"class_type": "SaveLatent", "inputs": {"samples": [f"sample_{name}", 0], "filename_prefix": f"lora_{name}"}}
     return base
+
+
+# Official file names in the shipped workflows -> the random test models.
+TEST_NAMES = {
+    "mm_sd_v15_v2.ckpt": "mm_v2_random.safetensors",
+    "v3_sd15_mm.ckpt": "mm_v3_random.safetensors",
+    "v2_lora_ZoomIn.ckpt": "v2_lora_ZoomIn_random.safetensors",
+    "v3_sd15_adapter.ckpt": "v3_sd15_adapter_random.safetensors",
+}
+
+
+def on_test_models(prompt: dict, video_file: str) -> dict:
+    """A shipped API workflow at smoke-test size on the random test models (1 step, 32x32)."""
+    from weights import CONTROLNET
+
+    prompt = copy.deepcopy(prompt)
+    for node in prompt.values():
+        inputs, kind = node["inputs"], node["class_type"]
+        for key, value in inputs.items():
+            if isinstance(value, str) and value in TEST_NAMES:
+                inputs[key] = TEST_NAMES[value]
+        if kind == "CheckpointLoaderSimple":
+            inputs["ckpt_name"] = CHECKPOINT
+        elif kind == "ControlNetLoader":
+            inputs["control_net_name"] = CONTROLNET
+        elif kind == "LoadVideo":
+            inputs["file"] = video_file
+        elif kind == "EmptyLatentImage":
+            inputs.update(width=32, height=32)
+        elif kind == "KSampler":
+            inputs["steps"] = 1
+    return prompt
+
+
+def validation_errors(prompt: dict, object_info: dict) -> list[str]:
+    """What the live server's /object_info says is wrong with an API workflow (empty: valid)."""
+    errors = []
+    for node_id, node in prompt.items():
+        info = object_info.get(node["class_type"])
+        if info is None:
+            errors.append(f"{node_id}: unknown node {node['class_type']}")
+            continue
+        declared = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
+        for name in info["input"].get("required", {}):
+            if name not in node["inputs"]:
+                errors.append(f"{node_id}.{name}: required input missing")
+        for name, value in node["inputs"].items():
+            if name not in declared:
+                errors.append(f"{node_id}.{name}: no such input")
+                continue
+            kind = declared[name][0]
+            if isinstance(value, list):  # a link [node, output]
+                source = prompt.get(value[0])
+                if source is None:
+                    errors.append(f"{node_id}.{name}: link to missing node {value[0]}")
+                    continue
+                if source["class_type"] not in object_info:
+                    continue  # reported as an unknown node
+                produced = object_info[source["class_type"]]["output"][value[1]]
+                if isinstance(kind, str) and produced != kind and "*" not in (produced, kind):
+                    errors.append(f"{node_id}.{name}: {produced} linked to a {kind} input")
+            elif isinstance(kind, list) and value not in kind:
+                errors.append(f"{node_id}.{name}: {value!r} is not one of the options")
+    return errors

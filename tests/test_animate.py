@@ -24,13 +24,13 @@ def zero_v3():
 def test_zero_module_gives_exactly_the_plain_model(sd15, conds, zero_v3):
     model = sd15[0]
     x = noise(8)
-    assert torch.equal(sample(apply_motion_module(model, zero_v3, OWN), conds, x), sample(model, conds, x))
+    assert torch.equal(sample(apply_motion_module(model, zero_v3, OWN), conds, x, cfg=1.0), sample(model, conds, x, cfg=1.0))
 
 
 def test_motion_scale_zero_is_the_plain_model(sd15, conds, v3):
     model = sd15[0]
     x = noise(8, 1)
-    assert torch.equal(sample(apply_motion_module(model, v3, OWN, motion_scale=0.0), conds, x), sample(model, conds, x))
+    assert torch.equal(sample(apply_motion_module(model, v3, OWN, motion_scale=0.0), conds, x, cfg=1.0), sample(model, conds, x, cfg=1.0))
 
 
 def test_frames_are_coupled_only_with_the_module(sd15, conds, v3):

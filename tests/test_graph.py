@@ -7,7 +7,16 @@ import pytest
 import safetensors.torch
 import torch
 from comfy_server import PromptError, output_files
-from graphs import long_video_with_controlnet, lora_and_adapter_branches, small_txt2vid, two_branches
+from graphs import (
+    WORKFLOWS,
+    load_api,
+    long_video_with_controlnet,
+    lora_and_adapter_branches,
+    on_test_models,
+    small_txt2vid,
+    two_branches,
+    validation_errors,
+)
 from PIL import Image
 
 PACK_NODES = ["AnimDiffLoadMotionModule", "AnimDiffApplyMotionModule", "AnimDiffContextOptions", "AnimDiffApplyContextOptions",
@@ -71,3 +80,29 @@ def test_lora_strength_zero_and_adapter_alpha_zero_are_exact_through_the_api(ser
     assert set(latents) == {"plain", "zero", "full"}
     assert torch.equal(latents["zero"], latents["plain"])
     assert not torch.equal(latents["full"], latents["plain"])
+
+
+API_WORKFLOWS = sorted(p.name for p in WORKFLOWS.glob("*.api.json"))
+VIDEO_FRAMES = 24  # the clip write_test_video puts into the server's input folder
+
+
+@pytest.mark.parametrize("name", API_WORKFLOWS)
+def test_shipped_api_workflow_validates_and_runs(server, name):
+    prompt = load_api(name)
+    assert validation_errors(on_test_models(prompt, "input.mp4"), server.get("/object_info")) == []
+    entry = server.run(on_test_models(prompt, "input.mp4"))
+    (animation,) = output_files(entry, server.output_dir)
+    latents = [n for n in prompt.values() if n["class_type"] == "EmptyLatentImage"]
+    with Image.open(animation) as image:
+        assert image.n_frames == (latents[0]["inputs"]["batch_size"] if latents else VIDEO_FRAMES)
+
+
+def test_validation_catches_broken_workflows(server):
+    prompt = on_test_models(load_api("txt2vid_16f.api.json"), "input.mp4")
+    prompt["3"]["class_type"] = "AnimDiffApplyMotionModel"
+    prompt["9"]["inputs"]["method"] = "quickest"
+    prompt["7"]["inputs"]["positive"] = ["2", 0]
+    errors = validation_errors(prompt, server.get("/object_info"))
+    assert "3: unknown node AnimDiffApplyMotionModel" in errors
+    assert "9.method: 'quickest' is not one of the options" in errors
+    assert "7.positive: MOTION_MODULE linked to a CONDITIONING input" in errors

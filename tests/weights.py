@@ -67,3 +67,22 @@ def motion_lora_path(name: str = "v2_lora_ZoomIn_random.safetensors", seed: int 
 
 def adapter_path() -> Path:
     return write_from_manifest(MODELS_DIR / "animatediff_models" / "v3_sd15_adapter_random.safetensors", "v3_sd15_adapter", 6)
+
+
+def write_test_video(path: Path, frames: int = 24, size: int = 32) -> Path:
+    """A small moving-gradient clip for video-to-video graphs (the image sequence they load)."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=8)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        ramp = np.linspace(0, 255, size, dtype=np.float32)
+        for i in range(frames):
+            image = np.stack([np.roll(ramp, 2 * i)[None, :].repeat(size, 0)] * 3, axis=-1).astype(np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
