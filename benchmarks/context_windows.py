@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -20,6 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peak_memory import PeakMemory  # noqa: E402
+
 FRAMES = [16, 32, 64, 128]
 
 
@@ -43,15 +45,11 @@ def measure(frames: int, latent: int, steps: int) -> dict:
     animated = apply_motion_module(model, motion, "autoselect", context_options=options)
     positive = nodes.CLIPTextEncode().encode(clip, "a river")[0]
     x = torch.randn(frames, 4, latent, latent, generator=torch.Generator().manual_seed(0))
-    cuda = torch.cuda.is_available()
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    comfy.sample.sample(animated, x, steps, 1.0, "euler", "normal", positive, positive, torch.zeros_like(x), seed=0, disable_pbar=True)
+    with PeakMemory() as peak:
+        comfy.sample.sample(animated, x, steps, 1.0, "euler", "normal", positive, positive, torch.zeros_like(x), seed=0, disable_pbar=True)
     seconds = time.perf_counter() - start
-    peak = torch.cuda.max_memory_allocated() if cuda else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024
-    return {"frames": frames, "windows": len(context_windows(frames, options)), "seconds": seconds, "peak_bytes": peak}
+    return {"frames": frames, "windows": len(context_windows(frames, options)), "seconds": seconds, "peak_bytes": peak.bytes}
 
 
 def main():

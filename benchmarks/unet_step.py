@@ -1,7 +1,7 @@
 """Per-step time and peak memory of the animated UNet vs the plain UNet, same 16-frame batch.
 
-Each variant runs in its own process so peak memory is its own (CUDA: max allocated; CPU: peak
-RSS above the process's state after building the model). Prints the ratios measured in this run.
+Each variant runs in its own process; peak memory is above the state after building the model
+(CUDA's allocator peak, or the CPU resident set sampled every 5 ms). Prints the ratios measured in this run.
 
     bash scripts/main.sh --help >/dev/null  # (set-up once) then:
     PYTHONSAFEPATH=1 .cache/venv/bin/python benchmarks/unet_step.py --size reduced   # CPU-friendly
@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peak_memory import PeakMemory  # noqa: E402
 
 SIZES = {  # model_channels, latent side, frames
     "reduced": (64, 32, 16),
@@ -52,11 +53,6 @@ def measure(variant: str, size: str, steps: int) -> dict:
     x = torch.randn(batch, 4, side, side, device=device, dtype=dtype)
     t = torch.full((batch,), 500.0, device=device)
     context = torch.randn(batch, 77, 768, device=device, dtype=dtype)
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base_cuda = torch.cuda.memory_allocated()
 
     def step():
         if variant == "animated":
@@ -64,7 +60,7 @@ def measure(variant: str, size: str, steps: int) -> dict:
                 return unet(x, t, context)
         return unet(x, t, context)
 
-    with torch.no_grad():
+    with torch.no_grad(), PeakMemory() as peak:
         step()  # warm-up
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -74,11 +70,7 @@ def measure(variant: str, size: str, steps: int) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = (time.perf_counter() - start) / steps
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated() - base_cuda
-    else:
-        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) * 1024
-    return {"variant": variant, "device": str(device), "seconds_per_step": seconds, "peak_bytes": peak}
+    return {"variant": variant, "device": str(device), "seconds_per_step": seconds, "peak_bytes": peak.bytes}
 
 
 def main():

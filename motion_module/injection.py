@@ -48,10 +48,6 @@ class Placement:
     key: str  # motion module key, e.g. "up_blocks.2.motion_modules.1"
 
 
-def unet_levels(unet) -> int:
-    return len(unet.channel_mult)
-
-
 def placements(unet, config: MotionModuleConfig) -> list[Placement]:
     """Where each motion module of ``config`` goes in ``unet``; raises ValueError if they do not fit."""
     channels = tuple(unet.model_channels * m for m in unet.channel_mult)

@@ -48,6 +48,10 @@ def lora_tensors(model: MotionModel, convention: str, rank: int = 4, seed: int =
             if convention == "original":
                 tensors[f"{key}.processor.{proj}_lora.down.weight"] = down
                 tensors[f"{key}.processor.{proj}_lora.up.weight"] = up
+            elif convention == "cloneofsimo":
+                layer = f"{key}.{proj}{'.0' if proj == 'to_out' else ''}"
+                tensors[f"{layer}.lora_down.weight"] = down
+                tensors[f"{layer}.lora_up.weight"] = up
             else:  # diffusers / PEFT names: no temporal_transformer, attn1/attn2, to_out.0, lora_A/B
                 block = key.replace("temporal_transformer.", "").replace("attention_blocks.0", "attn1").replace("attention_blocks.1", "attn2")
                 layer = f"unet.{block}.{proj}{'.0' if proj == 'to_out' else ''}"
@@ -76,13 +80,23 @@ def test_official_motion_lora_layout_targets_every_v2_attention_projection():
         assert layer.down.shape[0] == 64  # rank read from the tensors
 
 
-@pytest.mark.parametrize("convention,alpha", [("original", None), ("diffusers", None), ("diffusers", 2.0)])
-def test_patched_weight_is_w_plus_strength_up_down(convention, alpha):
+@pytest.mark.parametrize("convention,alpha,suffix", [
+    ("original", None, ".ckpt"),  # v2_lora_*.ckpt; also MotionDirector's motion-LoRA export and this pack's own output
+    ("cloneofsimo", None, ".safetensors"),  # MotionDirector's raw lora_up/lora_down
+    ("diffusers", None, ".safetensors"),
+    ("diffusers", 2.0, ".safetensors"),  # PEFT/kohya alpha: scale alpha / rank
+])
+def test_patched_weight_is_w_plus_strength_up_down(convention, alpha, suffix, tmp_path):
     model, _ = small_model("v2")
     motion = loaded(model)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     tensors, expected = lora_tensors(model, convention, alpha=alpha)
-    with_lora = apply_motion_lora(motion, parse_motion_lora(tensors, "zoom.safetensors"), "zoom.safetensors", 0.7)
+    path = tmp_path / f"zoom{suffix}"
+    if suffix == ".ckpt":
+        torch.save(tensors, path)
+    else:
+        safetensors.torch.save_file(tensors, path)
+    with_lora = apply_motion_lora(motion, parse_motion_lora(read_state_dict(path), path.name), path.name, 0.7)
     after = patched_weights(with_lora)
     for key, (up, down, scale) in expected.items():
         torch.testing.assert_close(after[key], before[key] + 0.7 * (scale * (up @ down)), rtol=0, atol=1e-6)

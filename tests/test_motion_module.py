@@ -276,3 +276,34 @@ def test_wrong_shapes_are_named():
 
 def test_manifest_files_are_the_shared_ones():
     assert json.loads((__import__("manifests").MANIFEST_DIR / "mm_sd_v14.json").read_text())["version"] == "v1"
+
+
+# ---------------------------------------------------------------- through the node, from ComfyUI's model folders
+
+def test_node_loads_safetensors_and_ckpt_from_a_registered_folder(tmp_path):
+    import folder_paths
+    from animdiff.motion_module.folders import MOTION_MODELS
+    from animdiff.nodes.motion import AnimDiffLoadMotionModule
+    from weights import motion_module_path
+
+    state = read_state_dict(motion_module_path("mm_sdxl_random.safetensors"))
+    safetensors.torch.save_file(state, tmp_path / "sdxl_copy.safetensors")
+    torch.save({"state_dict": state}, tmp_path / "sdxl_copy.ckpt")
+    folder_paths.add_model_folder_path(MOTION_MODELS, str(tmp_path))
+    try:
+        names = AnimDiffLoadMotionModule.INPUT_TYPES()["required"]["model_name"][0]
+        assert {"sdxl_copy.safetensors", "sdxl_copy.ckpt"} <= set(names)
+        for name in ("sdxl_copy.safetensors", "sdxl_copy.ckpt"):
+            (motion,) = AnimDiffLoadMotionModule().load(name)
+            assert (motion.config.version, motion.config.base, motion.config.max_frames) == ("sdxl", "SDXL", 32)
+            assert motion.describe() == f"{name} (sdxl, SDXL, up to 32 frames per window)"
+    finally:
+        folder_paths.folder_names_and_paths[MOTION_MODELS][0].remove(str(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["../checkpoints/sd15.safetensors", "/etc/passwd", "", "missing.safetensors"])
+def test_names_outside_the_model_folders_are_refused(name):
+    from animdiff.motion_module.folders import MOTION_MODELS, resolve
+
+    with pytest.raises(MotionModelFileError, match="not a file name inside the animatediff_models folders|not found in the animatediff_models folders"):
+        resolve(MOTION_MODELS, name)

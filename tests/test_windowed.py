@@ -13,6 +13,8 @@ from animdiff.sampling.context import ContextOptions, context_windows
 from animdiff.sampling.windowed import use_context_windows
 from comfy_sampling import OWN, noise, sample
 
+import nodes
+
 STATIC = ContextOptions(16, 4, 1, False, "static", "pyramid")
 
 
@@ -38,25 +40,27 @@ def test_windows_couple_frames_only_inside_a_window(sd15, conds, v3):
     assert torch.equal(a[far:], b[far:])
 
 
-def test_per_frame_mask_is_sliced_to_each_window(sd15, conds):
+def test_per_frame_conds_and_masks_are_sliced_to_each_window(sd15, conds):
     """A plain model's frames are independent, so windows must reproduce the whole-batch result.
-    Frames 20-39 have their second cond masked out; unsliced, the last window would read the
-    masks of frames 0-15 and sample those frames with the wrong prompt."""
+    Here every frame has its own text embedding, and frames 20-39 have a second cond masked out.
+    Unsliced, ComfyUI would give the last window the embeddings and masks of frames 0-15."""
     model, clip, _ = sd15
     positive, negative = conds
-    import nodes
-
+    gen = torch.Generator().manual_seed(15)
+    per_frame = [[positive[0][0] + 0.5 * torch.randn(40, *positive[0][0].shape[1:], generator=gen), dict(positive[0][1])]]
     other = nodes.CLIPTextEncode().encode(clip, "a red car at night")[0]
     mask = torch.zeros(40, 4, 4)
     mask[:20] = 1.0
     masked = node_helpers.conditioning_set_values(other, {"mask": mask, "set_area_to_bounds": False, "mask_strength": 1.0})
-    prompt = (positive + masked, negative)
+    prompt = (per_frame + masked, negative)
     x = noise(40, 12)
     windowed = model.clone()
     use_context_windows(windowed, STATIC)
     whole = sample(model, prompt, x, steps=1, cfg=1.0)
     torch.testing.assert_close(sample(windowed, prompt, x, steps=1, cfg=1.0), whole, rtol=1e-4, atol=1e-4)
-    assert not torch.allclose(whole[30], sample(model, (positive + other, negative), x, steps=1, cfg=1.0)[30], atol=1e-3)
+    first_frames = [[per_frame[0][0][:16].repeat(3, 1, 1)[:40], per_frame[0][1]]]
+    wrong = sample(model, (first_frames + masked, negative), x, steps=1, cfg=1.0)
+    assert not torch.allclose(whole[30], wrong[30], atol=1e-3)  # frame 30's own embedding matters
 
 
 def test_memory_plan_is_for_one_window(sd15):
@@ -85,8 +89,6 @@ def test_controlnet_hints_are_sliced_to_each_window(sd15, conds):
     ComfyUI's own behaviour (first frames of the hint batch) the later windows would differ."""
     import comfy.controlnet
     from weights import controlnet_path
-
-    import nodes
 
     model = sd15[0]
     control = comfy.controlnet.load_controlnet(str(controlnet_path()))
