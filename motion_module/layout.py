@@ -105,8 +105,12 @@ def detect_config(state_dict: dict[str, torch.Tensor], source: str, version: str
 
     first = modules[("down_blocks.0", 0)]
     per_level = lambda prefix: max(i for name, i in modules if name.startswith(prefix)) + 1  # noqa: E731
-    layers = 1 + max(int(k.split(".")[1]) for k in first if k.startswith("transformer_blocks."))
-    attention_blocks = 1 + max(int(k.split(".")[3]) for k in first if ".attention_blocks." in k)
+    try:
+        layers = 1 + max(int(k.split(".")[1]) for k in first if k.startswith("transformer_blocks."))
+        attention_blocks = 1 + max(int(k.split(".")[3]) for k in first if ".attention_blocks." in k)
+        ff_width = int(first["transformer_blocks.0.ff.net.2.weight"].shape[1])
+    except (KeyError, ValueError) as err:
+        raise MotionModelFileError(source, f"unknown layout: down_blocks.0.motion_modules.0 is incomplete ({err!r} missing)") from None
     pe = first.get("transformer_blocks.0.attention_blocks.0.pos_encoder.pe")
     pe_len = int(pe.shape[1]) if pe is not None else None
     has_mid = ("mid_block", 0) in modules
@@ -122,7 +126,7 @@ def detect_config(state_dict: dict[str, torch.Tensor], source: str, version: str
         max_frames=pe_len or VERSIONS[version][1],
         down_modules=per_level("down_blocks"), up_modules=per_level("up_blocks"),
         transformer_layers=layers, attention_blocks=attention_blocks,
-        ff_mult=int(first["transformer_blocks.0.ff.net.2.weight"].shape[1]) // channels[0],
+        ff_mult=ff_width // channels[0],
     )
 
 

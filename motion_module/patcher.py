@@ -23,8 +23,8 @@ class FramesError(ValueError):
 class MotionWrapper:
     """ComfyUI ``DIFFUSION_MODEL`` wrapper running the UNet with the motion modules inside.
 
-    Immutable and shared by every clone of the patcher: ComfyUI 0.3.x deep-copies
-    ``model_options`` on clone, which would otherwise copy the motion weights each time.
+    Immutable, and never copied: it references the motion weights, which a deep copy of
+    ``model_options`` (some ComfyUI versions make them) must not duplicate.
     """
 
     def __init__(self, motion: LoadedMotionModule, scale: float, sigma_start: float, sigma_end: float):

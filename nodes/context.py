@@ -25,7 +25,8 @@ class AnimDiffContextOptions:
             "required": {
                 "context_length": ("INT", {"default": 16, "min": 1, "max": 128,
                                            "tooltip": "Frames per window. Keep it at what the motion module was trained on (16); "
-                                                      "it cannot exceed its positional encoding (24 for v1, 32 for v2/v3/SDXL)."}),
+                                                      "it cannot exceed its positional encoding (24 for v1 and HotshotXL, "
+                                                      "32 for v2/v3/AnimateDiff-SDXL, 64 for AnimateLCM)."}),
                 "context_overlap": ("INT", {"default": 4, "min": 0, "max": 127,
                                             "tooltip": "Frames shared by neighbouring windows. More overlap: smoother transitions, more compute."}),
                 "context_stride": ("INT", {"default": 1, "min": 1, "max": 8,
@@ -35,7 +36,8 @@ class AnimDiffContextOptions:
                                             "tooltip": "Windows wrap around the end so the last frames blend into the first: for seamless loops."}),
                 "schedule": (SCHEDULES, {"default": "uniform",
                                          "tooltip": "uniform: sliding windows shifted differently at every step, so seams never stay put. "
-                                                    "static: the same sliding windows at every step. batched: back-to-back windows, no overlap."}),
+                                                    "static: the same sliding windows at every step. batched: back-to-back windows "
+                                                    "(ignores context_overlap and context_stride)."}),
                 "fuse_method": (FUSE_METHODS, {"default": "pyramid",
                                                "tooltip": "How overlapping windows are blended per frame. pyramid: weight falls linearly to the "
                                                           "window edges. flat: plain average. gauss: Gaussian around the window centre. "

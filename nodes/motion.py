@@ -56,7 +56,8 @@ class AnimDiffApplyMotionModule:
                 "beta_schedule": (BETA_SCHEDULES, {
                     "default": AUTOSELECT,
                     "tooltip": "Noise schedule. autoselect: the one the module was trained with (sqrt_linear for SD1.5 modules, "
-                               "linear 0.00085-0.020 for AnimateDiff-SDXL/HotshotXL, lcm for AnimateLCM)."}),
+                               "linear 0.00085-0.020 for AnimateDiff-SDXL, the SDXL model's own for HotshotXL, lcm for AnimateLCM). "
+                               "'use model's own' keeps the checkpoint's."}),
                 "motion_scale": ("FLOAT", {"default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01,
                                            "tooltip": "Multiplies the temporal residual: 0 gives exactly the plain model, >1 more motion."}),
                 "start_percent": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001,

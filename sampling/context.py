@@ -10,7 +10,8 @@ Schedules (all cover every frame; windows never exceed ``context_length``):
   aligned to the end so it is full length.
 - ``uniform``: the same windows shifted by a different offset at each sampling step (the
   offsets halve recursively: 0, 1/2, 1/4, 3/4, … of ``s``), so seams never stay in one place.
-- ``batched``: consecutive windows without overlap (the last may be shorter).
+- ``batched``: consecutive windows without overlap (the last may be shorter); overlap and stride
+  do not apply.
 
 ``closed_loop``: windows continue past the last frame and wrap to the first, so the end of the
 video blends into its start. ``context_stride`` > 1 adds, for each ``k = 2, 4, …, 2^(stride-1)``,

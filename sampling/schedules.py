@@ -13,7 +13,7 @@ import comfy.model_sampling
 from comfy_extras.nodes_model_advanced import LCM, ModelSamplingDiscreteDistilled
 
 SQRT_LINEAR = "sqrt_linear (AnimateDiff)"
-LINEAR = "linear (AnimateDiff-SDXL / HotshotXL)"
+LINEAR = "linear (AnimateDiff-SDXL / HotshotXL)"  # the name shared workflows use; betas per AnimateDiff-SDXL
 LCM_SCHEDULE = "lcm"
 AUTOSELECT = "autoselect"
 MODEL_OWN = "use model's own"
@@ -25,8 +25,9 @@ BETAS = {
     LINEAR: ("linear", 0.00085, 0.020),
     LCM_SCHEDULE: ("sqrt_linear", 0.00085, 0.012),
 }
+# HotshotXL was trained on SDXL's own schedule (scaled-linear 0.00085-0.012), AnimateDiff-SDXL on 0.020.
 AUTOSELECTED = {"v1": SQRT_LINEAR, "v2": SQRT_LINEAR, "v3": SQRT_LINEAR, "animatelcm": LCM_SCHEDULE,
-                "sdxl": LINEAR, "hotshotxl": LINEAR}
+                "sdxl": LINEAR, "hotshotxl": MODEL_OWN}
 
 
 def resolve(schedule: str, version: str) -> str:
@@ -37,15 +38,23 @@ def resolve(schedule: str, version: str) -> str:
 
 
 def model_sampling_for(schedule: str, current):
-    """A ``model_sampling`` with ``schedule``'s betas and ``current``'s prediction type, or None to keep it."""
+    """A ``model_sampling`` with ``schedule``'s betas and ``current``'s prediction type, or None to keep it.
+
+    Only discrete-timestep (SD-style) samplings can take other betas; anything else is refused.
+    """
     if schedule == MODEL_OWN:
         return None
+    if not isinstance(current, comfy.model_sampling.ModelSamplingDiscrete):
+        raise ValueError(f"AnimDiff: beta_schedule {schedule!r} needs a discrete-timestep SD model, but this model samples "
+                         f"with {type(current).__name__}; choose {MODEL_OWN!r}")
     beta_schedule, start, end = BETAS[schedule]
     if schedule == LCM_SCHEDULE:
         base, prediction = ModelSamplingDiscreteDistilled, LCM
     else:
         base = comfy.model_sampling.ModelSamplingDiscrete
-        prediction = next(c for c in (comfy.model_sampling.V_PREDICTION, comfy.model_sampling.EPS) if isinstance(current, c))
+        # the model's own prediction type (EPS, V_PREDICTION, LCM from a ModelSamplingDiscrete node, …)
+        prediction = next(c for c in type(current).__mro__
+                          if issubclass(c, comfy.model_sampling.EPS) and not issubclass(c, comfy.model_sampling.ModelSamplingDiscrete))
     settings = SimpleNamespace(sampling_settings={"beta_schedule": beta_schedule, "linear_start": start, "linear_end": end})
 
     class AnimDiffModelSampling(base, prediction):

@@ -8,6 +8,8 @@ masks, and ControlNet/T2I-adapter hint images (ComfyUI itself would take the fir
 
 from __future__ import annotations
 
+import copy
+
 import comfy.patcher_extension
 import torch
 from tqdm import tqdm
@@ -16,22 +18,25 @@ from .context import ContextOptions, context_windows, fuse_weights
 
 
 def slice_control(control, index: torch.Tensor, frames: int):
-    """A copy of a ControlNet chain whose per-frame hint images are cut to ``index``."""
+    """A shallow copy of a ControlNet chain whose per-frame hint images (and per-frame extra concat
+    inputs) are cut to ``index``; controls without per-frame inputs are shared as they are."""
     if control is None:
         return None
     previous = slice_control(control.previous_controlnet, index, frames)
+
+    def per_frame(tensor) -> bool:
+        return torch.is_tensor(tensor) and tensor.ndim > 0 and tensor.shape[0] == frames
+
     hint = getattr(control, "cond_hint_original", None)
-    per_frame = hint is not None and hint.shape[0] == frames
-    if not per_frame and previous is control.previous_controlnet:
+    extra = getattr(control, "extra_concat_orig", None) or []
+    if not (per_frame(hint) or any(per_frame(t) for t in extra)) and previous is control.previous_controlnet:
         return control
-    sliced = control.copy()
-    sliced.timestep_range = control.timestep_range  # set by pre_run on the original
-    for name in ("model_sampling_current", "model"):
-        if hasattr(control, name):
-            setattr(sliced, name, getattr(control, name))
-    if per_frame:
+    sliced = copy.copy(control)  # keeps what pre_run set up (timestep range, model, ControlLora's built model)
+    sliced.cond_hint, sliced.extra_concat = None, None  # derived from the originals on first use
+    if per_frame(hint):
         sliced.cond_hint_original = hint[index.to(hint.device)]
-    sliced.set_previous_controlnet(previous)
+    sliced.extra_concat_orig = [t[index.to(t.device)] if per_frame(t) else t for t in extra]
+    sliced.previous_controlnet = previous
     return sliced
 
 
@@ -51,14 +56,16 @@ def slice_cond(cond: dict, index: torch.Tensor, frames: int) -> dict:
 
 
 def current_step(timestep: torch.Tensor, model_options: dict) -> int:
+    """The sampling step whose sigma interval holds ``timestep`` (samplers that evaluate between two
+    sigmas, such as heun or dpmpp_2s, stay in the same step)."""
     sigmas = model_options.get("transformer_options", {}).get("sample_sigmas")
     if sigmas is None:
         return 0
-    return int((sigmas.to(timestep.device) - timestep.max()).abs().argmin())
+    return max(int((sigmas.to(timestep.device) >= timestep.max()).sum()) - 1, 0)
 
 
 class WindowedEvaluation:
-    """``CALC_COND_BATCH`` wrapper; immutable and shared by clones (see ``MotionWrapper``)."""
+    """``CALC_COND_BATCH`` wrapper; immutable, so copies of ``model_options`` may share it."""
 
     def __init__(self, options: ContextOptions):
         self.options = options
@@ -86,7 +93,8 @@ class WindowedEvaluation:
 
 
 class WindowedMemoryEstimate:
-    """``PREPARE_SAMPLING`` wrapper: ComfyUI sizes its memory plan for one window, not the whole video."""
+    """``PREPARE_SAMPLING`` wrapper: ComfyUI sizes its memory plan for one window, not the whole video.
+    Immutable, so copies of ``model_options`` may share it."""
 
     def __init__(self, options: ContextOptions):
         self.options = options

@@ -54,12 +54,14 @@ class ComfyServer:
         deadline = time.time() + 180
         while time.time() < deadline:
             if self.process.poll() is not None:
+                self.__exit__()
                 raise RuntimeError(f"ComfyUI exited with {self.process.returncode}; log: {self.log_path}\n{self.log()[-3000:]}")
             try:
                 self.get("/object_info/KSampler")
                 return self
             except (urllib.error.URLError, ConnectionError, OSError):
                 time.sleep(0.3)
+        self.__exit__()
         raise RuntimeError(f"ComfyUI did not answer within 180 s; log: {self.log_path}")
 
     def __exit__(self, *exc):

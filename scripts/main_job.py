@@ -26,19 +26,35 @@ SMOKE_MODELS = PACK_DIR / ".cache" / "smoke-models"
 PROGRESS = re.compile(r"(\d+)/(\d+) \[[^\]\r\n]*\]")
 
 
-def first_weights(folders: list[Path]) -> str | None:
+def weights_in(folders: list[Path]):
     for folder in folders:
         if folder.is_dir():
             for path in sorted(folder.rglob("*")):
                 if path.suffix in WEIGHTS:
-                    return path.relative_to(folder).as_posix()
-    return None
+                    yield folder, path
+
+
+def is_motion_module(path: Path) -> bool:
+    """Recognised by the pack's own layout detection (the folder also holds domain adapters)."""
+    import_pack()
+    from animdiff.motion_module import MotionModelFileError
+    from animdiff.motion_module.checkpoint import read_state_dict
+    from animdiff.motion_module.layout import detect_config, to_original_keys
+
+    try:
+        state, scheme = to_original_keys(read_state_dict(path))
+        detect_config(state, path.name, scheme=scheme)
+        return True
+    except MotionModelFileError:
+        return False
 
 
 def user_models() -> tuple[str | None, str | None]:
     models = COMFYUI_DIR / "models"
-    return (first_weights([models / "checkpoints"]),
-            first_weights([models / "animatediff_models", PACK_DIR / "models"]))
+    checkpoint = next((p.relative_to(f).as_posix() for f, p in weights_in([models / "checkpoints"])), None)
+    motion = next((p.relative_to(f).as_posix() for f, p in weights_in([models / "animatediff_models", PACK_DIR / "models"])
+                   if is_motion_module(p)), None)
+    return checkpoint, motion
 
 
 def smoke_models(yaml_path: Path) -> tuple[str, str]:
@@ -90,7 +106,8 @@ def main() -> int:
         started, last = time.time(), [""]
 
         def progress():
-            steps = PROGRESS.findall(server.log()[-4000:])
+            segments = re.split(r"[\r\n]", server.log()[-4000:])
+            steps = [m for seg in segments if "context windows" not in seg for m in PROGRESS.findall(seg)]
             text = f"sampling step {steps[-1][0]}/{steps[-1][1]}" if steps else "loading models"
             if text != last[0]:
                 print(f"[main] {text} ({time.time() - started:.0f} s)", flush=True)
