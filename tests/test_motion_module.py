@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import random
 
 import pytest
 import safetensors.torch
@@ -236,9 +237,11 @@ def test_ckpt_that_would_run_code_is_refused(tmp_path, monkeypatch):
     assert not target.exists()
 
 
-def test_random_bytes_are_reported_as_corrupt(tmp_path):
+@pytest.mark.parametrize("seed", range(25))
+def test_random_bytes_are_reported_as_corrupt(tmp_path, seed):
+    data = random.Random(seed).randbytes(4096)
     for name in ("noise.safetensors", "noise.ckpt"):
-        (tmp_path / name).write_bytes(os.urandom(4096))
+        (tmp_path / name).write_bytes(data)
         with pytest.raises(MotionModelFileError, match=rf"{name}: (cannot be read: truncated or corrupt|refused to unpickle)"):
             read_state_dict(tmp_path / name)
 
