@@ -39,11 +39,10 @@ def apply_domain_adapter(model: comfy.model_patcher.ModelPatcher, state_dict: di
     if alpha == 0.0:
         return patched
     key_map = comfy.lora.model_lora_keys_unet(model.model, {})
-    patches = comfy.lora.load_lora(state_dict, key_map, log_missing=False)
     layers = {k.rsplit("_lora.", 1)[0] for k in state_dict if "_lora." in k}
     missing = sorted(layer for layer in layers if layer not in key_map)
     if missing:
         raise MotionModelFileError(source, f"{len(missing)} of {len(layers)} adapter layers do not exist in this model "
                                            f"(e.g. {missing[0]}): is it an SD1.5 model?")
-    patched.add_patches(patches, alpha)
+    patched.add_patches(comfy.lora.load_lora(state_dict, key_map, log_missing=False), alpha)
     return patched

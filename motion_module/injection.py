@@ -70,20 +70,13 @@ def placements(unet, config: MotionModuleConfig) -> list[Placement]:
         result.append(Placement(mid, after, "mid_block.motion_modules.0"))
     outputs = iter(unet.output_blocks)
     for level, count in enumerate(reversed(unet.num_res_blocks)):
+        if count + 1 != config.up_modules:
+            raise ValueError(f"UNet up level {level} has {count + 1} resnets, the motion module expects {config.up_modules}")
         for j in range(count + 1):
             block = next(outputs)
             upsample = [i for i, layer in enumerate(block) if isinstance(layer, Upsample)]
             result.append(Placement(block, upsample[0] if upsample else len(block), f"up_blocks.{level}.motion_modules.{j}"))
-    if len(result) != len(config_keys(config)):
-        raise ValueError("the motion module's blocks do not match the UNet's")
     return result
-
-
-def config_keys(config: MotionModuleConfig) -> list[str]:
-    levels = len(config.channels)
-    keys = [f"down_blocks.{i}.motion_modules.{j}" for i in range(levels) for j in range(config.down_modules)]
-    keys += ["mid_block.motion_modules.0"] if config.has_mid_block else []
-    return keys + [f"up_blocks.{i}.motion_modules.{j}" for i in range(levels) for j in range(config.up_modules)]
 
 
 def image_norms(unet) -> list[nn.Module]:

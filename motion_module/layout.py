@@ -130,6 +130,13 @@ def detect_config(state_dict: dict[str, torch.Tensor], source: str, version: str
     )
 
 
+def recognise(state_dict: dict[str, torch.Tensor], source: str, version: str = "auto"
+              ) -> tuple[dict[str, torch.Tensor], MotionModuleConfig]:
+    """Any supported key scheme -> (the state dict in original names, its config)."""
+    state_dict, scheme = to_original_keys(state_dict)
+    return state_dict, detect_config(state_dict, source, version, scheme)
+
+
 def guess_version(base: str, has_mid: bool, pe_len: int | None, hotshot: bool) -> str:
     """The most likely version for weights that carry no version tag."""
     if base == "SDXL":

@@ -12,7 +12,7 @@ import torch
 from .checkpoint import read_state_dict
 from .config import MotionModuleConfig
 from .errors import MotionModelFileError
-from .layout import detect_config, to_original_keys
+from .layout import recognise
 from .model import MotionModel
 
 
@@ -23,8 +23,7 @@ def build_motion_model(state_dict: dict[str, torch.Tensor], source: str, version
     Positional encodings missing from the file are computed; any other missing or extra
     tensor is an error naming ``source``.
     """
-    state_dict, scheme = to_original_keys(state_dict)
-    config = detect_config(state_dict, source, version, scheme)
+    state_dict, config = recognise(state_dict, source, version)
     dtype = dtype or next(iter(state_dict.values())).dtype
     model = MotionModel(config, dtype=dtype)
     expected = model.state_dict()
@@ -53,7 +52,7 @@ class LoadedMotionModule:
 
     name: str
     patcher: comfy.model_patcher.ModelPatcher
-    loras: tuple = ()  # (file, strength, matched layers, total layers) of each MotionLoRA applied
+    loras: tuple = ()  # (file, strength) of each MotionLoRA applied, for messages
 
     @property
     def model(self) -> MotionModel:
@@ -65,7 +64,7 @@ class LoadedMotionModule:
 
     def describe(self) -> str:
         c = self.config
-        loras = "".join(f" + {name} x{strength:g}" for name, strength, *_ in self.loras)
+        loras = "".join(f" + {name} x{strength:g}" for name, strength in self.loras)
         return f"{self.name}{loras} ({c.version}, {c.base}, up to {c.max_frames} frames per window)"
 
 

@@ -86,17 +86,17 @@ def apply_motion_lora(motion: LoadedMotionModule, lora: dict[str, LoRALayer], lo
                       strength: float) -> LoadedMotionModule:
     """A MOTION_MODULE whose patcher also carries ``strength`` x this LoRA (stacking with earlier ones)."""
     weights = motion.model.state_dict()
-    matched = {k: v for k, v in lora.items() if k in weights}
-    if not matched:
+    deltas = {key: layer.delta() for key, layer in lora.items() if key in weights}  # once per load
+    if not deltas:
         raise MotionModelFileError(lora_name, f"none of its {len(lora)} LoRA layers match the motion module {motion.describe()}")
-    for key, layer in matched.items():
-        if layer.delta().shape != weights[key].shape:
-            raise MotionModelFileError(lora_name, f"LoRA layer for {key} has shape {list(layer.delta().shape)}, "
+    for key, delta in deltas.items():
+        if delta.shape != weights[key].shape:
+            raise MotionModelFileError(lora_name, f"LoRA layer for {key} has shape {list(delta.shape)}, "
                                                   f"the motion module's weight {list(weights[key].shape)}")
-    if len(matched) < len(lora):
-        missing = sorted(set(lora) - set(matched))
+    if len(deltas) < len(lora):
+        missing = sorted(set(lora) - set(deltas))
         logging.warning("AnimDiff: MotionLoRA %s: %d of %d layers match %s; %d do not (e.g. %s)",
-                        lora_name, len(matched), len(lora), motion.describe(), len(missing), missing[0])
+                        lora_name, len(deltas), len(lora), motion.describe(), len(missing), missing[0])
     patcher = motion.patcher.clone()
-    patcher.add_patches({key: (layer.delta(),) for key, layer in matched.items()}, strength)
-    return LoadedMotionModule(motion.name, patcher, motion.loras + ((lora_name, strength, len(matched), len(lora)),))
+    patcher.add_patches({key: (delta,) for key, delta in deltas.items()}, strength)
+    return LoadedMotionModule(motion.name, patcher, motion.loras + ((lora_name, strength),))

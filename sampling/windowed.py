@@ -17,39 +17,41 @@ from tqdm import tqdm
 from .context import ContextOptions, context_windows, fuse_weights
 
 
+def per_frame(value, frames: int) -> bool:
+    """Whether ``value`` is a tensor with one entry per frame of the video."""
+    return torch.is_tensor(value) and value.ndim > 0 and value.shape[0] == frames
+
+
+def take(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    return tensor[index.to(tensor.device)]
+
+
 def slice_control(control, index: torch.Tensor, frames: int):
     """A shallow copy of a ControlNet chain whose per-frame hint images (and per-frame extra concat
     inputs) are cut to ``index``; controls without per-frame inputs are shared as they are."""
     if control is None:
         return None
     previous = slice_control(control.previous_controlnet, index, frames)
-
-    def per_frame(tensor) -> bool:
-        return torch.is_tensor(tensor) and tensor.ndim > 0 and tensor.shape[0] == frames
-
     hint = getattr(control, "cond_hint_original", None)
     extra = getattr(control, "extra_concat_orig", None) or []
-    if not (per_frame(hint) or any(per_frame(t) for t in extra)) and previous is control.previous_controlnet:
+    if not (per_frame(hint, frames) or any(per_frame(t, frames) for t in extra)) and previous is control.previous_controlnet:
         return control
     sliced = copy.copy(control)  # keeps what pre_run set up (timestep range, model, ControlLora's built model)
     sliced.cond_hint, sliced.extra_concat = None, None  # derived from the originals on first use
-    if per_frame(hint):
-        sliced.cond_hint_original = hint[index.to(hint.device)]
-    sliced.extra_concat_orig = [t[index.to(t.device)] if per_frame(t) else t for t in extra]
+    if per_frame(hint, frames):
+        sliced.cond_hint_original = take(hint, index)
+    sliced.extra_concat_orig = [take(t, index) if per_frame(t, frames) else t for t in extra]
     sliced.previous_controlnet = previous
     return sliced
 
 
 def slice_cond(cond: dict, index: torch.Tensor, frames: int) -> dict:
+    """A processed cond with its per-frame conditioning, mask and ControlNet inputs cut to ``index``."""
     out = dict(cond)
-    out["model_conds"] = {
-        name: c._copy_with(c.cond[index.to(c.cond.device)]) if getattr(c, "cond", None) is not None
-        and torch.is_tensor(c.cond) and c.cond.shape[0] == frames else c
-        for name, c in cond.get("model_conds", {}).items()
-    }
-    mask = cond.get("mask")
-    if torch.is_tensor(mask) and mask.shape[0] == frames:
-        out["mask"] = mask[index.to(mask.device)]
+    out["model_conds"] = {name: c._copy_with(take(c.cond, index)) if per_frame(getattr(c, "cond", None), frames) else c
+                          for name, c in cond.get("model_conds", {}).items()}
+    if per_frame(cond.get("mask"), frames):
+        out["mask"] = take(cond["mask"], index)
     if cond.get("control") is not None:
         out["control"] = slice_control(cond["control"], index, frames)
     return out
@@ -84,7 +86,7 @@ class WindowedEvaluation:
                                    disable=len(windows) < 2):
             index = torch.tensor(window, device=x_in.device)
             sub_conds = [None if c is None else [slice_cond(item, index, frames) for item in c] for c in conds]
-            sub_t = timestep[index] if torch.is_tensor(timestep) and timestep.ndim and timestep.shape[0] == frames else timestep
+            sub_t = take(timestep, index) if per_frame(timestep, frames) else timestep
             results = executor(model, sub_conds, x_in[index], sub_t, model_options, **kwargs)
             w = weight.to(x_in).view(-1, *([1] * (x_in.ndim - 1)))
             for acc, result in zip(out, results, strict=True):

@@ -39,11 +39,10 @@ def is_motion_module(path: Path) -> bool:
     import_pack()
     from animdiff.motion_module import MotionModelFileError
     from animdiff.motion_module.checkpoint import read_state_dict
-    from animdiff.motion_module.layout import detect_config, to_original_keys
+    from animdiff.motion_module.layout import recognise
 
     try:
-        state, scheme = to_original_keys(read_state_dict(path))
-        detect_config(state, path.name, scheme=scheme)
+        recognise(read_state_dict(path), path.name)
         return True
     except MotionModelFileError:
         return False
