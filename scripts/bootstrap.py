@@ -33,6 +33,9 @@ TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
 # optional in ComfyUI: only its audio nodes need it).
 TORCH_NAMES = {"torch", "torchvision", "torchaudio"}
 PACK_LINK_NAME = "ComfyUI-AnimDiff"
+# The browser test drives Debian's Chromium through its matching chromedriver.
+BROWSER_PACKAGES = ["chromium", "chromium-driver"]
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 
 def log(msg: str) -> None:
@@ -110,6 +113,19 @@ def venv_python(comfy: Path, dev: bool) -> Path:
     return python
 
 
+def install_browser() -> None:
+    """Debian's Chromium + chromedriver for the frontend test (needs root, as on CI; skipped when present)."""
+    if CHROMEDRIVER.is_file():
+        return
+    if not shutil.which("apt-get") or os.geteuid() != 0:
+        log(f"cannot install {' '.join(BROWSER_PACKAGES)} (needs root and apt-get): the browser test will fail")
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *BROWSER_PACKAGES]):
+        log(" ".join(cmd))
+        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+
+
 def link_pack(comfy: Path) -> None:
     nodes_dir = comfy / "custom_nodes"
     for entry in nodes_dir.iterdir():
@@ -124,10 +140,12 @@ def link_pack(comfy: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dev", action="store_true", help="also install test requirements")
+    parser.add_argument("--dev", action="store_true", help="also install test requirements and the test browser")
     args = parser.parse_args()
     comfy = comfyui_dir()
     python = venv_python(comfy, args.dev)
+    if args.dev:
+        install_browser()
     link_pack(comfy)
     print(python)
     print(comfy)

@@ -1,0 +1,98 @@
+"""The shipped UI workflows in the real ComfyUI frontend, driven by headless Chromium.
+
+The live test server serves the frontend that ComfyUI's requirements install
+(``comfyui-frontend-package``). Each UI workflow is loaded the way a drag and drop loads it; the
+frontend must know every node, and its own API export must be our API twin. A screenshot per
+workflow goes to ``$ANIMDIFF_SCREENSHOTS`` (the README's pictures) or the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from graphs import WORKFLOWS, load_api
+from test_workflows import UI_WORKFLOWS
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+         "--disable-extensions", "--no-first-run", "--window-size=1920,1080"]
+# Quiet first-run UI, so that screenshots show the graph only.
+SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Minimap.Visible": False, "LiteGraph.Canvas.MinFontSizeForLOD": 0}
+LOCAL_STORAGE = {"vueNodesBannerDismissed": "true"}
+DIALOGS = "return [...document.querySelectorAll('.p-dialog')].map(d => d.innerText).join('\\n')"
+
+
+def wait_for(driver, script: str, timeout: float = 180):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if result := driver.execute_script(script):
+            return result
+        time.sleep(0.25)
+    raise TimeoutError(f"frontend never satisfied: {script}")
+
+
+@pytest.fixture(scope="module")
+def frontend(server):
+    """A headless Chromium with the live server's frontend loaded and every node definition registered."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    assert Path(CHROMEDRIVER).is_file(), "chromium + chromium-driver are missing: `python3 scripts/bootstrap.py --dev` as root installs them"
+    server.post("/settings", SETTINGS)
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.set_script_timeout(120)
+        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": "".join(
+            f"localStorage.setItem({json.dumps(k)}, {json.dumps(v)});" for k, v in LOCAL_STORAGE.items())})
+        driver.get(server.url)
+        wait_for(driver, "return !!(window.app?.graph && window.LiteGraph?.registered_node_types['AnimDiffApplyMotionModule'])")
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("ANIMDIFF_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def graph_of(prompt: dict) -> dict:
+    return {node_id: (node["class_type"], node["inputs"]) for node_id, node in prompt.items()}
+
+
+@pytest.mark.parametrize("name", UI_WORKFLOWS)
+def test_frontend_loads_ui_workflow_and_exports_its_api_twin(frontend, screenshots, name):
+    workflow = json.loads((WORKFLOWS / name).read_text())
+    frontend.execute_script("return window.app.loadGraphData(arguments[0], true, true, arguments[1])", workflow, name)
+    loaded = frontend.execute_script(
+        "return window.app.graph.nodes.map(n => [String(n.id), n.type, !!LiteGraph.registered_node_types[n.type], !!n.has_errors])")
+    assert sorted(loaded) == sorted([str(n["id"]), n["type"], True, False] for n in workflow["nodes"])
+    assert any(node_type.startswith("AnimDiff") for _, node_type, _, _ in loaded)
+    assert frontend.execute_script(DIALOGS) == ""
+    exported = frontend.execute_script("return window.app.graphToPrompt().then(p => p.output)")
+    assert graph_of(exported) == graph_of(load_api(name.replace(".json", ".api.json")))
+    frontend.execute_script("return window.app.extensionManager.command.execute('Comfy.Canvas.FitView')")
+    time.sleep(0.5)  # the fit is animated
+    frontend.save_screenshot(str(screenshots / name.replace(".json", ".png")))
+    assert (screenshots / name.replace(".json", ".png")).stat().st_size > 10_000
+
+
+def test_frontend_reports_an_unknown_node_as_missing(frontend):
+    workflow = json.loads((WORKFLOWS / "txt2vid_16f.json").read_text())
+    (node,) = [n for n in workflow["nodes"] if n["type"] == "AnimDiffApplyMotionModule"]
+    node["type"] = "AnimDiffApplyMotionModel"
+    frontend.execute_script("return window.app.loadGraphData(arguments[0], true, true, 'renamed')", workflow)
+    missing = frontend.execute_script("return window.app.graph.nodes.filter(n => !LiteGraph.registered_node_types[n.type]).map(n => n.type)")
+    assert missing == ["AnimDiffApplyMotionModel"]
+    dialog = wait_for(frontend, DIALOGS, timeout=20)
+    assert "AnimDiffApplyMotionModel" in dialog, dialog
