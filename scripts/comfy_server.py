@@ -2,7 +2,8 @@
 
 Used by the main job and the graph tests: start ``main.py`` on a free port, queue an API-format
 prompt on ``/prompt``, follow ``/history`` until it finishes, and list every file it wrote
-(images, animated images, videos: any output entry carrying ``filename``).
+(images, animated images, videos: any output entry carrying ``filename``). The HTTP requests, output
+listing and error wording are the batch client's (``animdiff_batch.py``).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
+
+from animdiff_batch import HTTPStatusError, execution_failure, output_entries, request_json
 
 
 class PromptError(RuntimeError):
@@ -59,7 +60,7 @@ class ComfyServer:
             try:
                 self.get("/object_info/KSampler")
                 return self
-            except (urllib.error.URLError, ConnectionError, OSError):
+            except (OSError, HTTPStatusError):
                 time.sleep(0.3)
         self.__exit__()
         raise RuntimeError(f"ComfyUI did not answer within 180 s; log: {self.log_path}")
@@ -77,19 +78,13 @@ class ComfyServer:
         return self.log_path.read_text(errors="replace")
 
     def get(self, path: str):
-        with urllib.request.urlopen(self.url + path, timeout=30) as response:
-            return json.loads(response.read())
+        return request_json(self.url + path)
 
     def post(self, path: str, payload: dict):
-        request = urllib.request.Request(self.url + path, data=json.dumps(payload).encode(),
-                                         headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                body = response.read()
-                return json.loads(body) if body else {}
-        except urllib.error.HTTPError as err:
-            details = json.loads(err.read() or b"{}")
-            raise PromptError(f"{path} answered {err.code}: {json.dumps(details)[:2000]}", details) from None
+            return request_json(self.url + path, payload)
+        except HTTPStatusError as err:
+            raise PromptError(f"{path} answered {err.status}: {json.dumps(err.body)[:2000]}", err.body) from None
 
     def queue(self, prompt: dict) -> str:
         return self.post("/prompt", {"prompt": prompt, "client_id": uuid.uuid4().hex})["prompt_id"]
@@ -103,9 +98,7 @@ class ComfyServer:
                 entry = history[prompt_id]
                 status = entry.get("status", {})
                 if status.get("status_str") == "error" or not status.get("completed", True):
-                    messages = [m for m in status.get("messages", []) if m[0] == "execution_error"]
-                    text = messages[0][1].get("exception_message", "") if messages else json.dumps(status)[:2000]
-                    raise PromptError(f"prompt {prompt_id} failed: {text}", entry)
+                    raise PromptError(f"prompt {prompt_id} failed: {execution_failure(status, entry['prompt'][2])['message']}", entry)
                 return entry
             if progress:
                 progress()
@@ -118,10 +111,5 @@ class ComfyServer:
 
 def output_files(entry: dict, output_dir: Path) -> list[Path]:
     """Every file a finished prompt wrote, whatever the output kind (images, gifs, videos, …)."""
-    files = []
-    for node_output in entry.get("outputs", {}).values():
-        for items in node_output.values():
-            for item in items if isinstance(items, list) else []:
-                if isinstance(item, dict) and "filename" in item and item.get("type", "output") == "output":
-                    files.append(Path(output_dir) / item.get("subfolder", "") / item["filename"])
-    return files
+    return [Path(output_dir) / item.get("subfolder", "") / item["filename"]
+            for item in output_entries(entry) if item.get("type", "output") == "output"]
