@@ -42,3 +42,13 @@ def resolve(folder: str, name: str) -> Path:
         searched = ", ".join(folder_paths.get_folder_paths(folder))
         raise MotionModelFileError(name, f"not found in the {folder} folders ({searched})")
     return Path(path)
+
+
+def output_path(folder: str, name: str, suffix: str) -> Path:
+    """Where a file the pack writes goes: ``name + suffix`` in ``folder``'s first directory (subfolders allowed)."""
+    parts = Path(name).parts
+    if not name.strip() or Path(name).is_absolute() or ".." in parts:
+        raise MotionModelFileError(name, f"not a file name inside the {folder} folders")
+    path = Path(folder_paths.get_folder_paths(folder)[0]) / f"{name}{suffix}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

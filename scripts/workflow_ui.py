@@ -4,7 +4,7 @@ The two formats carry the same graph differently. API format (``/prompt``) names
 UI format (LiteGraph) keeps socket inputs as links ``[id, from_node, from_slot, to_node, to_slot,
 type]`` and widget values as a positional list, ordered as the node declares its inputs
 (``input_order`` in ``/object_info``), with the frontend's extra values: a control mode after a
-``control_after_generate`` input (we write "fixed" so shared workflows reproduce) and the upload
+``control_after_generate`` input or INT ``seed``/``noise_seed`` (we write "fixed" so shared workflows reproduce) and the upload
 button's value after an ``image_upload``/``video_upload`` combo.
 
     PYTHONSAFEPATH=1 .cache/venv/bin/python scripts/workflow_ui.py
@@ -24,6 +24,7 @@ import tomllib
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 UPLOAD_FLAGS = ("image_upload", "video_upload", "audio_upload")
+SEED_NAMES = ("seed", "noise_seed")
 CORE = {"cnr_id": "comfy-core"}
 PACK_DIR = Path(__file__).resolve().parent.parent
 WORKFLOWS = PACK_DIR / "workflows"
@@ -41,10 +42,11 @@ def is_widget(spec: list) -> bool:
     return isinstance(spec[0], list) or spec[0] in WIDGET_TYPES
 
 
-def extra_widget_values(spec: list) -> list:
-    """Values the frontend stores after a widget's own value."""
+def extra_widget_values(name: str, spec: list) -> list:
+    """Values the frontend stores after a widget's own value (its INT widgets named seed/noise_seed get a control too)."""
     options = spec[1] if len(spec) > 1 else {}
-    extra = ["fixed"] if options.get("control_after_generate") else []
+    control = options.get("control_after_generate", spec[0] == "INT" and name in SEED_NAMES)
+    extra = ["fixed"] if control else []
     return extra + (["image"] if any(options.get(flag) for flag in UPLOAD_FLAGS) else [])
 
 
@@ -93,14 +95,14 @@ def api_to_ui(api: dict, object_info: dict, comfyui_version: str, name: str) -> 
         for input_name, spec, optional in inputs_of(info):
             value = node["inputs"].get(input_name)
             if is_widget(spec) and not is_link(value):
-                widgets_values += [value, *extra_widget_values(spec)]
+                widgets_values += [value, *extra_widget_values(input_name, spec)]
                 continue
             socket = {"name": input_name, "type": spec[0] if not isinstance(spec[0], list) else "COMBO", "link": None}
             if optional:
                 socket["shape"] = 7
             if is_widget(spec):
                 socket["widget"] = {"name": input_name}
-                widgets_values += [None, *extra_widget_values(spec)]
+                widgets_values += [None, *extra_widget_values(input_name, spec)]
             if is_link(value):
                 socket["link"] = len(links) + 1
                 links.append([len(links) + 1, int(value[0]), value[1], int(node_id), len(inputs), socket["type"]])
@@ -145,7 +147,7 @@ def ui_to_api(ui: dict, object_info: dict) -> dict:
         for input_name, spec, _ in inputs_of(info):
             if is_widget(spec):
                 inputs[input_name] = next(values)
-                for _ in extra_widget_values(spec):
+                for _ in extra_widget_values(input_name, spec):
                     next(values)
             link = links.get(sockets.get(input_name, {}).get("link"))
             if link:

@@ -134,6 +134,9 @@ TEST_NAMES = {
 }
 
 
+TRAINED_LORA = "trained_by_tests/workflow"
+
+
 def on_test_models(prompt: dict, video_file: str) -> dict:
     """A shipped API workflow at smoke-test size on the random test models (1 step, 32x32)."""
     from weights import CONTROLNET
@@ -154,6 +157,8 @@ def on_test_models(prompt: dict, video_file: str) -> dict:
             inputs.update(width=32, height=32)
         elif kind == "KSampler":
             inputs["steps"] = 1
+        elif kind == "AnimDiffTrainMotionLoRA":
+            inputs.update(lora_name=TRAINED_LORA, steps=1, frames=8, checkpoint_every=0, resume=False)
     return prompt
 
 

@@ -1,0 +1,74 @@
+"""AnimDiffTrainMotionLoRA in a real ComfyUI graph: trains on video frames, saves, resumes, and its file loads."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import safetensors
+import torch
+from comfy_server import PromptError, output_files
+from graphs import load_api, node_of, on_test_models
+from PIL import Image
+from weights import MODELS_DIR
+
+TRAINED_DIR = "trained_by_tests/node"
+
+
+def training_graph(lora_name: str, steps: int) -> dict:
+    """The shipped training workflow on the test models, training ``steps`` steps on the test clip's 24 frames."""
+    prompt = on_test_models(load_api("train_motion_lora.api.json"), "input.mp4")
+    node_of(prompt, "AnimDiffTrainMotionLoRA")["inputs"].update(lora_name=lora_name, steps=steps, checkpoint_every=1, resume=True)
+    node_of(prompt, "EmptyLatentImage")["inputs"]["batch_size"] = 8
+    return prompt
+
+
+@pytest.fixture
+def lora_folder():
+    folder = MODELS_DIR / "animatediff_motion_lora" / TRAINED_DIR
+    shutil.rmtree(folder, ignore_errors=True)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_trains_saves_a_loadable_motion_lora_and_resumes(server, lora_folder):
+    from animdiff.motion_module.lora import parse_motion_lora
+
+    name = f"{TRAINED_DIR}/zoom"
+    entry = server.run(training_graph(name, steps=1))
+    (preview,) = output_files(entry, server.output_dir)
+    with Image.open(preview) as image:
+        assert image.n_frames == 8
+    with safetensors.safe_open(lora_folder / "zoom.safetensors", "pt") as file:
+        assert file.metadata()["steps"] == "1"
+        tensors = {k: file.get_tensor(k) for k in file.keys()}
+    layers = parse_motion_lora(tensors, "zoom.safetensors")
+    assert {layer.down.shape[0] for layer in layers.values()} == {64}
+    assert (lora_folder / "zoom.training-state").is_file()
+    assert f"{name}.safetensors" in server.get("/object_info/AnimDiffMotionLoRA")["AnimDiffMotionLoRA"]["input"]["required"]["lora_name"][0]
+
+    # Two steps with resume on: continues from step 1 (the state holds it), and the result loads by name.
+    resumed = training_graph(name, steps=2)
+    resumed["20"] = {"class_type": "AnimDiffMotionLoRA", "inputs": {"motion_module": ["2", 0], "lora_name": f"{name}.safetensors", "strength": 1.0}}
+    node_of(resumed, "AnimDiffApplyMotionModule")["inputs"]["motion_module"] = ["20", 0]
+    server.run(resumed)
+    with safetensors.safe_open(lora_folder / "zoom.safetensors", "pt") as file:
+        assert file.metadata()["steps"] == "2"
+        assert any(not torch.equal(file.get_tensor(k), tensors[k]) for k in tensors)
+    assert "resum" in server.log().lower()
+
+
+def test_a_lora_name_outside_the_folder_is_refused(server):
+    with pytest.raises(PromptError, match=r"\.\./evil: not a file name inside the animatediff_motion_lora folders"):
+        server.run(training_graph("../evil", steps=1))
+
+
+def test_stills_become_one_camera_move_each():
+    from animdiff.motion_module.training import camera_motion
+    from animdiff.nodes.train import training_clips
+
+    stills = torch.rand(2, 64, 64, 3)
+    clips = training_clips(stills, 8, "pan_left", 0.05)
+    assert len(clips) == 2 and clips[0].shape == (8, 3, 64, 64)
+    assert torch.equal(clips[1], camera_motion(stills[1].movedim(-1, 0), "pan_left", 0.05, length=8))
+    assert [c.shape[0] for c in training_clips(torch.rand(20, 64, 64, 3), 8, "none (images are video frames)", 0.0)] == [8, 8]
