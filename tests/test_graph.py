@@ -8,6 +8,7 @@ import safetensors.torch
 import torch
 from comfy_server import PromptError, output_files
 from graphs import (
+    LONGEST_TEST_VIDEO,
     WORKFLOWS,
     load_api,
     long_video_with_controlnet,
@@ -84,17 +85,22 @@ def test_lora_strength_zero_and_adapter_alpha_zero_are_exact_through_the_api(ser
 
 API_WORKFLOWS = sorted(p.name for p in WORKFLOWS.glob("*.api.json"))
 VIDEO_FRAMES = 24  # the clip write_test_video puts into the server's input folder
+RUN_ELSEWHERE = {"train_motion_lora.api.json"}  # test_train_node runs it (twice, with resume)
 
 
 @pytest.mark.parametrize("name", API_WORKFLOWS)
-def test_shipped_api_workflow_validates_and_runs(server, name):
+def test_shipped_api_workflow_validates(server, name):
+    assert validation_errors(on_test_models(load_api(name), "input.mp4"), server.get("/object_info")) == []
+
+
+@pytest.mark.parametrize("name", [n for n in API_WORKFLOWS if n not in RUN_ELSEWHERE])
+def test_shipped_api_workflow_runs(server, name):
     prompt = load_api(name)
-    assert validation_errors(on_test_models(prompt, "input.mp4"), server.get("/object_info")) == []
     entry = server.run(on_test_models(prompt, "input.mp4"))
     (animation,) = output_files(entry, server.output_dir)
     latents = [n for n in prompt.values() if n["class_type"] == "EmptyLatentImage"]
     with Image.open(animation) as image:
-        assert image.n_frames == (latents[0]["inputs"]["batch_size"] if latents else VIDEO_FRAMES)
+        assert image.n_frames == (min(latents[0]["inputs"]["batch_size"], LONGEST_TEST_VIDEO) if latents else VIDEO_FRAMES)
 
 
 def test_validation_catches_broken_workflows(server):
