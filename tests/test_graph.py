@@ -21,11 +21,15 @@ from graphs import (
 from PIL import Image
 
 PACK_NODES = ["AnimDiffLoadMotionModule", "AnimDiffApplyMotionModule", "AnimDiffContextOptions", "AnimDiffApplyContextOptions",
-              "AnimDiffMotionLoRA", "AnimDiffDomainAdapter"]
+              "AnimDiffMotionLoRA", "AnimDiffDomainAdapter", "AnimDiffTrainMotionLoRA"]
 
 
 def test_nodes_are_registered_with_descriptions_and_tooltips(server):
     info = server.get("/object_info")
+    ours = info["AnimDiffLoadMotionModule"]["python_module"]
+    assert sorted(n for n, node in info.items() if node["python_module"] == ours) == sorted(PACK_NODES)
+    used = {node["class_type"] for path in WORKFLOWS.glob("*.api.json") for node in load_api(path.name).values()}
+    assert set(PACK_NODES) <= used, "every node is in a shipped workflow"
     for node_id in PACK_NODES:
         node = info[node_id]
         assert node["description"] and node["category"] == "AnimDiff"
