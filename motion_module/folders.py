@@ -34,9 +34,7 @@ def register() -> None:
 
 def resolve(folder: str, name: str) -> Path:
     """The file ``name`` inside one of ``folder``'s directories; refuses anything that escapes them."""
-    parts = Path(name).parts
-    if not name or Path(name).is_absolute() or ".." in parts:
-        raise MotionModelFileError(name, f"not a file name inside the {folder} folders")
+    check_name(folder, name)
     path = folder_paths.get_full_path(folder, name)
     if path is None:
         searched = ", ".join(folder_paths.get_folder_paths(folder))
@@ -44,11 +42,19 @@ def resolve(folder: str, name: str) -> Path:
     return Path(path)
 
 
-def output_path(folder: str, name: str, suffix: str) -> Path:
-    """Where a file the pack writes goes: ``name + suffix`` in ``folder``'s first directory (subfolders allowed)."""
-    parts = Path(name).parts
-    if not name.strip() or Path(name).is_absolute() or ".." in parts:
+def check_name(folder: str, name: str) -> None:
+    """Refuse names that could leave ``folder``'s directories (absolute, drive-relative, ``..``, or no file name)."""
+    pure = Path(name)
+    if not name.strip() or name.endswith(("/", "\\")) or pure.is_absolute() or pure.drive or ".." in pure.parts:
         raise MotionModelFileError(name, f"not a file name inside the {folder} folders")
-    path = Path(folder_paths.get_folder_paths(folder)[0]) / f"{name}{suffix}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
+
+
+def output_path(folder: str, name: str, suffix: str) -> tuple[Path, str]:
+    """Where a file the pack writes goes: ``name + suffix`` in ``folder``'s first directory (subfolders allowed),
+    and the name ComfyUI will list it under."""
+    check_name(folder, name)
+    base = Path(folder_paths.get_folder_paths(folder)[0])
+    path = base / f"{name}{suffix}"
+    if not path.resolve().is_relative_to(base.resolve()):
+        raise MotionModelFileError(name, f"not a file name inside the {folder} folders")
+    return path, path.relative_to(base).as_posix()

@@ -6,7 +6,6 @@ import logging
 
 import comfy.model_management
 import comfy.utils
-import folder_paths
 import torch
 
 from ..motion_module.folders import MOTION_LORAS, output_path
@@ -73,7 +72,7 @@ class AnimDiffTrainMotionLoRA:
 
     def train(self, model, motion_module, vae, positive, images, lora_name, camera_motion, camera_speed, frames, steps,
               learning_rate, rank, seed, checkpoint_every, resume, unique_id=None):
-        path = output_path(MOTION_LORAS, lora_name, ".safetensors")
+        path, name = output_path(MOTION_LORAS, lora_name, ".safetensors")
         state = path.with_name(path.stem + ".training-state")
         config = TrainConfig(stage="motion_lora", steps=steps, learning_rate=learning_rate, rank=rank, seed=seed, frames=frames,
                              checkpoint_every=checkpoint_every)
@@ -92,7 +91,6 @@ class AnimDiffTrainMotionLoRA:
             logging.info("AnimDiff: resuming MotionLoRA training from %s", resume_from)
         result = train(config, model, clips, motion_module, progress=progress, state_path=state, resume=resume_from)
         result.save(path)
-        name = path.relative_to(folder_paths.get_folder_paths(MOTION_LORAS)[0]).as_posix()
         return (result.apply(motion=motion_module, name=name), name)
 
 

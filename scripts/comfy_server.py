@@ -98,7 +98,8 @@ class ComfyServer:
                 entry = history[prompt_id]
                 status = entry.get("status", {})
                 if status.get("status_str") == "error" or not status.get("completed", True):
-                    raise PromptError(f"prompt {prompt_id} failed: {execution_failure(status, entry['prompt'][2])['message']}", entry)
+                    failure = execution_failure(status, entry["prompt"][2])
+                    raise PromptError(f"prompt {prompt_id} failed: {failure['message']} {json.dumps(failure['details'])[:2000]}", entry)
                 return entry
             if progress:
                 progress()

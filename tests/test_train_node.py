@@ -55,7 +55,7 @@ def test_trains_saves_a_loadable_motion_lora_and_resumes(server, lora_folder):
     with safetensors.safe_open(lora_folder / "zoom.safetensors", "pt") as file:
         assert file.metadata()["steps"] == "2"
         assert any(not torch.equal(file.get_tensor(k), tensors[k]) for k in tensors)
-    assert "resum" in server.log().lower()
+    assert f"resuming MotionLoRA training from {lora_folder / 'zoom.training-state'}" in server.log()
 
 
 def test_a_lora_name_outside_the_folder_is_refused(server):
@@ -72,3 +72,19 @@ def test_stills_become_one_camera_move_each():
     assert len(clips) == 2 and clips[0].shape == (8, 3, 64, 64)
     assert torch.equal(clips[1], camera_motion(stills[1].movedim(-1, 0), "pan_left", 0.05, length=8))
     assert [c.shape[0] for c in training_clips(torch.rand(20, 64, 64, 3), 8, "none (images are video frames)", 0.0)] == [8, 8]
+
+
+@pytest.mark.parametrize("name", ["../evil", "/abs/evil", "sub/", " ", "a/../../b"])
+def test_output_names_must_stay_in_the_folder(name):
+    from animdiff.motion_module.errors import MotionModelFileError
+    from animdiff.motion_module.folders import MOTION_LORAS, output_path
+
+    with pytest.raises(MotionModelFileError, match="not a file name inside the animatediff_motion_lora folders"):
+        output_path(MOTION_LORAS, name, ".safetensors")
+
+
+def test_output_name_is_listed_relative_to_the_folder():
+    from animdiff.motion_module.folders import MOTION_LORAS, output_path
+
+    path, name = output_path(MOTION_LORAS, "sub/zoom", ".safetensors")
+    assert name == "sub/zoom.safetensors" and path.as_posix().endswith("/sub/zoom.safetensors")

@@ -200,6 +200,13 @@ def test_resume_refuses_other_settings(models, tmp_path):
         train(TrainConfig(**{**config("domain_adapter", steps=2).__dict__, "learning_rate": 0.5}), model, clips(), None, resume=state)
     with pytest.raises(ValueError, match="state.pt: was trained on other clips"):
         train(config("domain_adapter", steps=2), model, clips(frames=FRAMES + 1), None, resume=state)
+    same_shapes = clips()
+    same_shapes.latents[0] = same_shapes.latents[0].flip(-1)  # other pixels, same shapes
+    with pytest.raises(ValueError, match="state.pt: was trained on other clips or captions"):
+        train(config("domain_adapter", steps=2), model, same_shapes, None, resume=state)
+    other_caption = TrainingClips.from_latents(clips().latents, conditioning(2))
+    with pytest.raises(ValueError, match="state.pt: was trained on other clips or captions"):
+        train(config("domain_adapter", steps=2), model, other_caption, None, resume=state)
 
 
 # ---------------------------------------------------------------- the objective

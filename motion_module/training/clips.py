@@ -12,6 +12,7 @@ the trainer applies like the sampler does) and the CONDITIONING of its caption. 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -72,6 +73,14 @@ class TrainingClips:
         latents = list(latents.unbind(0)) if isinstance(latents, torch.Tensor) and latents.ndim == 5 else list(latents)
         conditionings, index = distinct_conditionings(conditioning, len(latents))
         return cls(latents, conditionings, index)
+
+    def fingerprint(self) -> str:
+        """A hash of the latents, conditioning tensors and their pairing: a training state resumes only on the same data."""
+        digest = hashlib.sha256(repr(self.cond_index).encode())
+        tensors = [*self.latents, *(t for cond in self.conditionings for t, _ in cond)]
+        for tensor in tensors:
+            digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        return digest.hexdigest()
 
     def detached(self) -> TrainingClips:
         """Normal-tensor copies on the CPU (a node's inputs are inference tensors, which autograd refuses)."""

@@ -304,7 +304,7 @@ class Run:
     def state(self) -> dict:
         return {
             "format": STATE_FORMAT, "version": STATE_VERSION, "config": self.config.trajectory(), "step": self.step,
-            "clips": [list(x.shape) for x in self.data.latents],
+            "clips": [list(x.shape) for x in self.data.latents], "data": self.data.fingerprint(),
             "parameters": {k: p.detach().to("cpu", copy=True) for k, p in self.setup.parameters.items()},
             "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
             "generator": self.generator.get_state(), "order": self.order.state(), "losses": list(self.losses),
@@ -323,8 +323,9 @@ class Run:
         if differ:
             raise ValueError(f"{source}: was trained with other settings: " +
                              ", ".join(f"{k} {state['config'].get(k)!r} (now {getattr(self.config, k)!r})" for k in differ))
-        if state["clips"] != [list(x.shape) for x in self.data.latents]:
-            raise ValueError(f"{source}: was trained on other clips ({len(state['clips'])} clips; now {len(self.data)})")
+        if state["clips"] != [list(x.shape) for x in self.data.latents] or state.get("data") != self.data.fingerprint():
+            raise ValueError(f"{source}: was trained on other clips or captions ({len(state['clips'])} clips; now {len(self.data)}): "
+                             "start a new run (another name, or without resume)")
         saved = state["parameters"]
         if {k: list(v.shape) for k, v in saved.items()} != {k: list(p.shape) for k, p in self.setup.parameters.items()}:
             raise ValueError(f"{source}: its trained weights do not fit this model / motion module")
