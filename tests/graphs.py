@@ -11,7 +11,8 @@ from weights import CHECKPOINT
 WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
 
 
-def load_api(name: str) -> dict:
+def load_workflow(name: str) -> dict:
+    """A shipped workflow file from workflows/ (API or UI format)."""
     return json.loads((WORKFLOWS / name).read_text())
 
 
@@ -22,7 +23,7 @@ def node_of(prompt: dict, class_type: str) -> dict:
 
 def small_txt2vid(motion_module: str, frames: int = 16, size: int = 32, steps: int = 2, seed: int = 1) -> dict:
     """The shipped 16-frame workflow on the test models, at smoke-test size."""
-    prompt = copy.deepcopy(load_api("txt2vid_16f.api.json"))
+    prompt = copy.deepcopy(load_workflow("txt2vid_16f.api.json"))
     node_of(prompt, "CheckpointLoaderSimple")["inputs"]["ckpt_name"] = CHECKPOINT
     node_of(prompt, "AnimDiffLoadMotionModule")["inputs"]["model_name"] = motion_module
     node_of(prompt, "EmptyLatentImage")["inputs"].update(width=size, height=size, batch_size=frames)

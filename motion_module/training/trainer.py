@@ -273,6 +273,7 @@ class Run:
                  state_path: Path | None):
         self.config, self.progress, self.state_path = config, progress, state_path
         self.data = data.detached()
+        self.fingerprint = self.data.fingerprint()  # written with every state, checked on resume
         self.generator = torch.Generator().manual_seed(config.seed)
         if config.stage == "motion_lora":
             self.setup = stages.setup_motion_lora(model, motion, config.rank, self.generator, config.beta_schedule)
@@ -304,7 +305,7 @@ class Run:
     def state(self) -> dict:
         return {
             "format": STATE_FORMAT, "version": STATE_VERSION, "config": self.config.trajectory(), "step": self.step,
-            "clips": [list(x.shape) for x in self.data.latents], "data": self.data.fingerprint(),
+            "clips": [list(x.shape) for x in self.data.latents], "data": self.fingerprint,
             "parameters": {k: p.detach().to("cpu", copy=True) for k, p in self.setup.parameters.items()},
             "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
             "generator": self.generator.get_state(), "order": self.order.state(), "losses": list(self.losses),
@@ -323,7 +324,7 @@ class Run:
         if differ:
             raise ValueError(f"{source}: was trained with other settings: " +
                              ", ".join(f"{k} {state['config'].get(k)!r} (now {getattr(self.config, k)!r})" for k in differ))
-        if state["clips"] != [list(x.shape) for x in self.data.latents] or state.get("data") != self.data.fingerprint():
+        if state["clips"] != [list(x.shape) for x in self.data.latents] or state.get("data") != self.fingerprint:
             raise ValueError(f"{source}: was trained on other clips or captions ({len(state['clips'])} clips; now {len(self.data)}): "
                              "start a new run (another name, or without resume)")
         saved = state["parameters"]
