@@ -1,12 +1,11 @@
 """AnimateDiff motion modules: layout detection, the temporal transformer, loading."""
 
 from .config import VERSIONS, MotionModuleConfig
-from .errors import MotionModelFileError
 from .loader import LoadedMotionModule, build_motion_model, load_motion_module
 from .model import MotionModel
 from .transformer import MotionModule, TemporalTransformer
 
 __all__ = [
-    "VERSIONS", "LoadedMotionModule", "MotionModelFileError", "MotionModel", "MotionModule",
+    "VERSIONS", "LoadedMotionModule", "MotionModel", "MotionModule",
     "MotionModuleConfig", "TemporalTransformer", "build_motion_model", "load_motion_module",
 ]

@@ -13,7 +13,7 @@ import safetensors
 import safetensors.torch
 import torch
 
-from .errors import MotionModelFileError
+from ..errors import FileError
 
 SAFETENSORS = {".safetensors", ".sft"}
 PICKLE = {".ckpt", ".pt", ".pth", ".bin"}
@@ -28,25 +28,25 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in EXTENSIONS:
-        raise MotionModelFileError(path.name, f"unsupported file type {suffix!r} (expected one of {', '.join(sorted(EXTENSIONS))})")
+        raise FileError(path.name, f"unsupported file type {suffix!r} (expected one of {', '.join(sorted(EXTENSIONS))})")
     if not path.is_file():
-        raise MotionModelFileError(str(path), "file not found")
+        raise FileError(str(path), "file not found")
     try:
         if suffix in SAFETENSORS:
             raw = safetensors.torch.load_file(path, device="cpu")
         else:
             raw = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise MotionModelFileError(path.name, f"refused to unpickle: the file holds more than weights and could run code ({first_line(err)})") from None
+        raise FileError(path.name, f"refused to unpickle: the file holds more than weights and could run code ({first_line(err)})") from None
     except Exception as err:  # noqa: BLE001  damaged bytes make the readers fail in arbitrary ways
-        raise MotionModelFileError(path.name, f"cannot be read: truncated or corrupt ({first_line(err)})") from None
+        raise FileError(path.name, f"cannot be read: truncated or corrupt ({first_line(err)})") from None
     while isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
         raw = raw["state_dict"]
     if not isinstance(raw, dict):
-        raise MotionModelFileError(path.name, f"holds a {type(raw).__name__}, not a dict of tensors")
+        raise FileError(path.name, f"holds a {type(raw).__name__}, not a dict of tensors")
     tensors = {k.removeprefix("module."): v for k, v in raw.items() if isinstance(v, torch.Tensor)}
     if not tensors:
-        raise MotionModelFileError(path.name, "holds no tensors")
+        raise FileError(path.name, "holds no tensors")
     return tensors
 
 

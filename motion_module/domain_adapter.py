@@ -14,7 +14,7 @@ import comfy.lora
 import comfy.model_patcher
 import torch
 
-from .errors import MotionModelFileError
+from ..errors import FileError
 from .layout import MODULE_KEY, to_original_keys
 
 ADAPTER_KEY = re.compile(r"^(?:unet\.)?(?P<layer>(?:down_blocks|up_blocks)\.\d+\.attentions\.\d+|mid_block\.attentions\.\d+)"
@@ -24,10 +24,10 @@ ADAPTER_KEY = re.compile(r"^(?:unet\.)?(?P<layer>(?:down_blocks|up_blocks)\.\d+\
 def check_domain_adapter(state_dict: dict[str, torch.Tensor], source: str) -> None:
     """Raise a clear error unless ``state_dict`` is an image-model attention LoRA (the v3 adapter layout)."""
     if any(MODULE_KEY.match(k) for k in to_original_keys(state_dict)[0]):
-        raise MotionModelFileError(source, "this is a motion module (or MotionLoRA), not a domain adapter; "
+        raise FileError(source, "this is a motion module (or MotionLoRA), not a domain adapter; "
                                            "load it with AnimDiffLoadMotionModule / AnimDiffMotionLoRA")
     if not any(ADAPTER_KEY.match(k) for k in state_dict):
-        raise MotionModelFileError(source, "not a domain adapter: no image-model attention LoRA "
+        raise FileError(source, "not a domain adapter: no image-model attention LoRA "
                                            "(…attentions.N.transformer_blocks.N.attnX.processor.to_q_lora.down.weight) found")
 
 
@@ -42,7 +42,7 @@ def apply_domain_adapter(model: comfy.model_patcher.ModelPatcher, state_dict: di
     layers = {k.rsplit("_lora.", 1)[0] for k in state_dict if "_lora." in k}
     missing = sorted(layer for layer in layers if layer not in key_map)
     if missing:
-        raise MotionModelFileError(source, f"{len(missing)} of {len(layers)} adapter layers do not exist in this model "
+        raise FileError(source, f"{len(missing)} of {len(layers)} adapter layers do not exist in this model "
                                            f"(e.g. {missing[0]}): is it an SD1.5 model?")
     patched.add_patches(comfy.lora.load_lora(state_dict, key_map, log_missing=False), alpha)
     return patched

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import folder_paths
 
+from ..errors import FileError
 from .checkpoint import EXTENSIONS
-from .errors import MotionModelFileError
 
 PACK_DIR = Path(__file__).resolve().parent.parent
 MOTION_MODELS = "animatediff_models"
@@ -38,7 +38,7 @@ def resolve(folder: str, name: str) -> Path:
     path = folder_paths.get_full_path(folder, name)
     if path is None:
         searched = ", ".join(folder_paths.get_folder_paths(folder))
-        raise MotionModelFileError(name, f"not found in the {folder} folders ({searched})")
+        raise FileError(name, f"not found in the {folder} folders ({searched})")
     return Path(path)
 
 
@@ -46,7 +46,7 @@ def check_name(folder: str, name: str) -> None:
     """Refuse names that could leave ``folder``'s directories (absolute, drive-relative, ``..``, or no file name)."""
     pure = Path(name)
     if not name.strip() or name.endswith(("/", "\\")) or pure.is_absolute() or pure.drive or ".." in pure.parts:
-        raise MotionModelFileError(name, f"not a file name inside the {folder} folders")
+        raise FileError(name, f"not a file name inside the {folder} folders")
 
 
 def output_path(folder: str, name: str, suffix: str) -> tuple[Path, str]:
@@ -56,5 +56,5 @@ def output_path(folder: str, name: str, suffix: str) -> tuple[Path, str]:
     base = Path(folder_paths.get_folder_paths(folder)[0])
     path = base / f"{name}{suffix}"
     if not path.resolve().is_relative_to(base.resolve()):
-        raise MotionModelFileError(name, f"not a file name inside the {folder} folders")
+        raise FileError(name, f"not a file name inside the {folder} folders")
     return path, path.relative_to(base).as_posix()

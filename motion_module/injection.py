@@ -23,6 +23,7 @@ from comfy.ldm.modules.diffusionmodules.openaimodel import ResBlock, Upsample
 from einops import rearrange
 from torch import nn
 
+from ..errors import BaseModelError
 from .config import MotionModuleConfig
 from .model import MotionModel
 from .transformer import MotionModule
@@ -49,16 +50,16 @@ class Placement:
 
 
 def placements(unet, config: MotionModuleConfig) -> list[Placement]:
-    """Where each motion module of ``config`` goes in ``unet``; raises ValueError if they do not fit."""
+    """Where each motion module of ``config`` goes in ``unet``; raises :class:`BaseModelError` if they do not fit."""
     channels = tuple(unet.model_channels * m for m in unet.channel_mult)
     if channels != config.channels:
-        raise ValueError(f"the motion module is for {config.base} (channels {list(config.channels)}), "
+        raise BaseModelError(f"the motion module is for {config.base} (channels {list(config.channels)}), "
                          f"but the model's UNet has channels {list(channels)}")
     result = []
     inputs = iter(range(1, len(unet.input_blocks)))
     for level, count in enumerate(unet.num_res_blocks):
         if count != config.down_modules:
-            raise ValueError(f"UNet level {level} has {count} resnets, the motion module expects {config.down_modules}")
+            raise BaseModelError(f"UNet level {level} has {count} resnets, the motion module expects {config.down_modules}")
         for j in range(count):
             block = unet.input_blocks[next(inputs)]
             result.append(Placement(block, len(block), f"down_blocks.{level}.motion_modules.{j}"))
@@ -71,7 +72,7 @@ def placements(unet, config: MotionModuleConfig) -> list[Placement]:
     outputs = iter(unet.output_blocks)
     for level, count in enumerate(reversed(unet.num_res_blocks)):
         if count + 1 != config.up_modules:
-            raise ValueError(f"UNet up level {level} has {count + 1} resnets, the motion module expects {config.up_modules}")
+            raise BaseModelError(f"UNet up level {level} has {count + 1} resnets, the motion module expects {config.up_modules}")
         for j in range(count + 1):
             block = next(outputs)
             upsample = [i for i, layer in enumerate(block) if isinstance(layer, Upsample)]

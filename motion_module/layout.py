@@ -10,8 +10,8 @@ import re
 
 import torch
 
+from ..errors import FileError
 from .config import BASE_CHANNELS, VERSIONS, MotionModuleConfig
-from .errors import MotionModelFileError
 
 MODULE_KEY = re.compile(r"^(down_blocks\.\d+|mid_block|up_blocks\.\d+)\.motion_modules\.(\d+)\.temporal_transformer\.(.+)$")
 
@@ -79,29 +79,29 @@ def detect_config(state_dict: dict[str, torch.Tensor], source: str, version: str
     if not any("proj_in.weight" in tensors for tensors in modules.values()):
         for pattern, what in OTHER_KINDS:
             if any(pattern.search(k) for k in state_dict):
-                raise MotionModelFileError(source, f"this is {what}")
-        raise MotionModelFileError(source, f"unknown layout: no AnimateDiff motion-module keys found ({describe_keys(state_dict)})")
+                raise FileError(source, f"this is {what}")
+        raise FileError(source, f"unknown layout: no AnimateDiff motion-module keys found ({describe_keys(state_dict)})")
 
     def level_count(prefix: str) -> int:
         levels = {int(name.split(".")[1]) for name, _ in modules if name.startswith(prefix)}
         if levels != set(range(len(levels))):
-            raise MotionModelFileError(source, f"unknown layout: {prefix} levels {sorted(levels)} are not contiguous")
+            raise FileError(source, f"unknown layout: {prefix} levels {sorted(levels)} are not contiguous")
         return len(levels)
 
     def width(block: str) -> int:
         weight = modules.get((block, 0), {}).get("proj_in.weight")
         if weight is None:
-            raise MotionModelFileError(source, f"unknown layout: {block}.motion_modules.0 has no proj_in.weight")
+            raise FileError(source, f"unknown layout: {block}.motion_modules.0 has no proj_in.weight")
         return int(weight.shape[0])
 
     levels = level_count("down_blocks")
     if level_count("up_blocks") != levels:
-        raise MotionModelFileError(source, "unknown layout: different numbers of down and up levels")
+        raise FileError(source, "unknown layout: different numbers of down and up levels")
     channels = tuple(width(f"down_blocks.{i}") for i in range(levels))
     base = next((b for b, c in BASE_CHANNELS.items() if c == channels), None)
     if base is None:
         known = ", ".join(f"{name} {list(widths)}" for name, widths in BASE_CHANNELS.items())
-        raise MotionModelFileError(source, f"unknown layout: motion modules of widths {list(channels)} fit no supported base model ({known})")
+        raise FileError(source, f"unknown layout: motion modules of widths {list(channels)} fit no supported base model ({known})")
 
     first = modules[("down_blocks.0", 0)]
     per_level = lambda prefix: max(i for name, i in modules if name.startswith(prefix)) + 1  # noqa: E731
@@ -110,7 +110,7 @@ def detect_config(state_dict: dict[str, torch.Tensor], source: str, version: str
         attention_blocks = 1 + max(int(k.split(".")[3]) for k in first if ".attention_blocks." in k)
         ff_width = int(first["transformer_blocks.0.ff.net.2.weight"].shape[1])
     except (KeyError, ValueError) as err:
-        raise MotionModelFileError(source, f"unknown layout: down_blocks.0.motion_modules.0 is incomplete ({err!r} missing)") from None
+        raise FileError(source, f"unknown layout: down_blocks.0.motion_modules.0 is incomplete ({err!r} missing)") from None
     pe = first.get("transformer_blocks.0.attention_blocks.0.pos_encoder.pe")
     pe_len = int(pe.shape[1]) if pe is not None else None
     has_mid = ("mid_block", 0) in modules
@@ -118,9 +118,9 @@ def detect_config(state_dict: dict[str, torch.Tensor], source: str, version: str
     if version == "auto":
         version = guess_version(base, has_mid, pe_len, hotshot=scheme == "hotshotxl")
     elif version not in VERSIONS:
-        raise MotionModelFileError(source, f"unknown version {version!r}; choose one of {', '.join(VERSIONS)}")
+        raise FileError(source, f"unknown version {version!r}; choose one of {', '.join(VERSIONS)}")
     if VERSIONS[version][0] != base:
-        raise MotionModelFileError(source, f"version {version} is for {VERSIONS[version][0]}, but these weights are a {base} motion module")
+        raise FileError(source, f"version {version} is for {VERSIONS[version][0]}, but these weights are a {base} motion module")
     return MotionModuleConfig(
         version=version, channels=channels, has_mid_block=has_mid,
         max_frames=pe_len or VERSIONS[version][1],

@@ -9,9 +9,9 @@ import comfy.model_management
 import comfy.model_patcher
 import torch
 
+from ..errors import FileError
 from .checkpoint import read_state_dict
 from .config import MotionModuleConfig
-from .errors import MotionModelFileError
 from .layout import recognise
 from .model import MotionModel
 
@@ -37,7 +37,7 @@ def build_motion_model(state_dict: dict[str, torch.Tensor], source: str, version
     problems += [f"missing tensor {k}" for k in missing]
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise MotionModelFileError(source, f"does not match the {config.version} motion-module layout: " + "; ".join(problems[:5]) + more)
+        raise FileError(source, f"does not match the {config.version} motion-module layout: " + "; ".join(problems[:5]) + more)
     model.load_state_dict(state_dict, strict=False)
     return model.eval().requires_grad_(False)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import MotionModelFileError
+from ..errors import FileError
 from .layout import to_original_keys
 from .loader import LoadedMotionModule
 
@@ -68,14 +68,14 @@ def parse_motion_lora(state_dict: dict[str, torch.Tensor], source: str) -> dict[
                 parts.setdefault(layer, {})[DIRECTION[match["dir"]]] = value
                 break
     if not parts:
-        raise MotionModelFileError(source, "not a LoRA: no lora up/down weights found")
+        raise FileError(source, "not a LoRA: no lora up/down weights found")
     layers = {}
     for layer, pair in parts.items():
         if set(pair) != {"up", "down"}:
-            raise MotionModelFileError(source, f"LoRA layer {layer} has no {({'up', 'down'} - set(pair)).pop()} weight")
+            raise FileError(source, f"LoRA layer {layer} has no {({'up', 'down'} - set(pair)).pop()} weight")
         up, down = pair["up"], pair["down"]
         if up.shape[1] != down.shape[0]:
-            raise MotionModelFileError(source, f"LoRA layer {layer}: up {list(up.shape)} and down {list(down.shape)} ranks differ")
+            raise FileError(source, f"LoRA layer {layer}: up {list(up.shape)} and down {list(down.shape)} ranks differ")
         alpha = state_dict.get(f"{layer}.alpha")
         scale = float(alpha) / down.shape[0] if alpha is not None else 1.0
         layers[target_key(layer)] = LoRALayer(up, down, scale)
@@ -88,10 +88,10 @@ def apply_motion_lora(motion: LoadedMotionModule, lora: dict[str, LoRALayer], lo
     weights = motion.model.state_dict()
     deltas = {key: layer.delta() for key, layer in lora.items() if key in weights}  # once per load
     if not deltas:
-        raise MotionModelFileError(lora_name, f"none of its {len(lora)} LoRA layers match the motion module {motion.describe()}")
+        raise FileError(lora_name, f"none of its {len(lora)} LoRA layers match the motion module {motion.describe()}")
     for key, delta in deltas.items():
         if delta.shape != weights[key].shape:
-            raise MotionModelFileError(lora_name, f"LoRA layer for {key} has shape {list(delta.shape)}, "
+            raise FileError(lora_name, f"LoRA layer for {key} has shape {list(delta.shape)}, "
                                                   f"the motion module's weight {list(weights[key].shape)}")
     if len(deltas) < len(lora):
         missing = sorted(set(lora) - set(deltas))

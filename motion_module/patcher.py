@@ -6,18 +6,14 @@ import comfy.model_patcher
 import comfy.patcher_extension
 import torch
 
+from ..errors import BaseModelError, FramesError, OptionsError
 from ..sampling import schedules
 from ..sampling.context import ContextOptions
 from ..sampling.windowed import use_context_windows
-from .errors import MotionModelFileError
 from .injection import motion_injected, placements
 from .loader import LoadedMotionModule
 
 KEY = "animdiff"
-
-
-class FramesError(ValueError):
-    """A frame count the motion module cannot take in one pass."""
 
 
 class MotionWrapper:
@@ -50,12 +46,12 @@ class MotionWrapper:
             return call()
         videos = len(transformer_options.get("cond_or_uncond") or [0])
         if x.shape[0] % videos:
-            raise FramesError(f"AnimDiff: a batch of {x.shape[0]} latents does not split into {videos} videos (conds) of equal length")
+            raise FramesError(f"a batch of {x.shape[0]} latents does not split into {videos} videos (conds) of equal length")
         frames = x.shape[0] // videos
         limit = self.motion.config.max_frames
         if frames > limit:
             raise FramesError(
-                f"AnimDiff: {frames} frames in one pass, but {self.motion.describe()} has positional encodings for at most "
+                f"{frames} frames in one pass, but {self.motion.describe()} has positional encodings for at most "
                 f"{limit}. Connect AnimDiffContextOptions to AnimDiffApplyMotionModule to sample in windows of {min(16, limit)}."
             )
         with motion_injected(executor.class_obj, self.motion.model, frames, self.scale):
@@ -72,19 +68,19 @@ def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion: LoadedM
     unet = getattr(model.model, "diffusion_model", None)
     family = type(model.model.model_config).__name__
     if not hasattr(unet, "input_blocks"):
-        raise MotionModelFileError(motion.name, f"motion modules fit SD1.5/SDXL UNets, not a {family} model")
+        raise BaseModelError(f"{motion.name}: motion modules fit SD1.5/SDXL UNets, not a {family} model")
     try:
         placements(unet, motion.config)
-    except ValueError as err:
-        raise MotionModelFileError(motion.name, f"wrong base model: {motion.config.base} motion module ({motion.config.version}) "
-                                   f"on a {family} model; {err}") from None
+    except BaseModelError as err:
+        raise BaseModelError(f"{motion.name}: wrong base model: {motion.config.base} motion module ({motion.config.version}) "
+                             f"on a {family} model; {err.detail}") from None
     if model.get_wrappers(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, KEY):
-        raise ValueError("AnimDiff: this MODEL already has a motion module; apply one per model")
+        raise OptionsError("this MODEL already has a motion module; apply one per model")
     if not 0.0 <= start_percent <= end_percent <= 1.0:
-        raise ValueError(f"AnimDiff: need 0 <= start_percent ({start_percent}) <= end_percent ({end_percent}) <= 1")
+        raise OptionsError(f"need 0 <= start_percent ({start_percent}) <= end_percent ({end_percent}) <= 1")
     if context_options and context_options.context_length > motion.config.max_frames:
-        raise ValueError(f"AnimDiff: context_length {context_options.context_length} is longer than {motion.describe()} allows; "
-                         f"use at most {motion.config.max_frames}")
+        raise OptionsError(f"context_length {context_options.context_length} is longer than {motion.describe()} allows; "
+                           f"use at most {motion.config.max_frames}")
 
     schedule = schedules.resolve(beta_schedule, motion.config.version)
     sampling = schedules.model_sampling_for(schedule, model.get_model_object("model_sampling"))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import folder_paths
 
+from ..errors import FileError
 from ..motion_module.checkpoint import read_state_dict
 from ..motion_module.domain_adapter import apply_domain_adapter
-from ..motion_module.errors import MotionModelFileError
 from ..motion_module.folders import MOTION_LORAS, MOTION_MODELS, resolve
 from ..motion_module.lora import apply_motion_lora, parse_motion_lora
 from .motion import CATEGORY
@@ -63,10 +63,10 @@ class AnimDiffDomainAdapter:
             try:
                 path = resolve(folder, adapter_name)
                 break
-            except MotionModelFileError:
+            except FileError:
                 continue
         if path is None:
-            raise MotionModelFileError(adapter_name, f"not found in the {' or '.join(ADAPTER_FOLDERS)} folders")
+            raise FileError(adapter_name, f"not found in the {' or '.join(ADAPTER_FOLDERS)} folders")
         return (apply_domain_adapter(model, read_state_dict(path), path.name, alpha),)
 
 

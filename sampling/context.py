@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import OptionsError
+
 SCHEDULES = ["uniform", "static", "batched"]
 FUSE_METHODS = ["pyramid", "flat", "gauss", "relative"]
 
@@ -40,15 +42,15 @@ class ContextOptions:
 
     def __post_init__(self):
         if self.context_length < 1:
-            raise ValueError(f"context_length must be at least 1, got {self.context_length}")
+            raise OptionsError(f"context_length must be at least 1, got {self.context_length}")
         if not 0 <= self.context_overlap < self.context_length:
-            raise ValueError(f"context_overlap must be in [0, context_length), got {self.context_overlap} for length {self.context_length}")
+            raise OptionsError(f"context_overlap must be in [0, context_length), got {self.context_overlap} for length {self.context_length}")
         if self.context_stride < 1:
-            raise ValueError(f"context_stride must be at least 1, got {self.context_stride}")
+            raise OptionsError(f"context_stride must be at least 1, got {self.context_stride}")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
+            raise OptionsError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
         if self.fuse_method not in FUSE_METHODS:
-            raise ValueError(f"unknown fuse_method {self.fuse_method!r}; choose one of {FUSE_METHODS}")
+            raise OptionsError(f"unknown fuse_method {self.fuse_method!r}; choose one of {FUSE_METHODS}")
 
 
 def ordered_halving(step: int) -> float:

@@ -12,6 +12,8 @@ from types import SimpleNamespace
 import comfy.model_sampling
 from comfy_extras.nodes_model_advanced import LCM, ModelSamplingDiscreteDistilled
 
+from ..errors import OptionsError
+
 SQRT_LINEAR = "sqrt_linear (AnimateDiff)"
 LINEAR = "linear (AnimateDiff-SDXL / HotshotXL)"  # the name shared workflows use; betas per AnimateDiff-SDXL
 LCM_SCHEDULE = "lcm"
@@ -33,7 +35,7 @@ AUTOSELECTED = {"v1": SQRT_LINEAR, "v2": SQRT_LINEAR, "v3": SQRT_LINEAR, "animat
 def resolve(schedule: str, version: str) -> str:
     """The concrete schedule for a node's choice and a motion module's version."""
     if schedule not in BETA_SCHEDULES:
-        raise ValueError(f"unknown beta_schedule {schedule!r}; choose one of {BETA_SCHEDULES}")
+        raise OptionsError(f"unknown beta_schedule {schedule!r}; choose one of {BETA_SCHEDULES}")
     return AUTOSELECTED[version] if schedule == AUTOSELECT else schedule
 
 
@@ -45,7 +47,7 @@ def model_sampling_for(schedule: str, current):
     if schedule == MODEL_OWN:
         return None
     if not isinstance(current, comfy.model_sampling.ModelSamplingDiscrete):
-        raise ValueError(f"AnimDiff: beta_schedule {schedule!r} needs a discrete-timestep SD model, but this model samples "
+        raise OptionsError(f"beta_schedule {schedule!r} needs a discrete-timestep SD model, but this model samples "
                          f"with {type(current).__name__}; choose {MODEL_OWN!r}")
     beta_schedule, start, end = BETAS[schedule]
     if schedule == LCM_SCHEDULE:

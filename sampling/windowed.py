@@ -14,6 +14,7 @@ import comfy.patcher_extension
 import torch
 from tqdm import tqdm
 
+from ..errors import OptionsError
 from .context import ContextOptions, context_windows, fuse_weights
 
 
@@ -115,6 +116,6 @@ KEY = "animdiff_context"
 def use_context_windows(patcher, options: ContextOptions) -> None:
     """Make ``patcher`` (a clone the caller owns) evaluate in ``options``' windows."""
     if patcher.get_wrappers(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, KEY):
-        raise ValueError("AnimDiff: this MODEL already samples in context windows; apply context options once")
+        raise OptionsError("this MODEL already samples in context windows; apply context options once")
     patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, KEY, WindowedEvaluation(options))
     patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING, KEY, WindowedMemoryEstimate(options))

@@ -37,14 +37,14 @@ def weights_in(folders: list[Path]):
 def is_motion_module(path: Path) -> bool:
     """Recognised by the pack's own layout detection (the folder also holds domain adapters)."""
     import_pack()
-    from animdiff.motion_module import MotionModelFileError
+    from animdiff.errors import FileError
     from animdiff.motion_module.checkpoint import read_state_dict
     from animdiff.motion_module.layout import recognise
 
     try:
         recognise(read_state_dict(path), path.name)
         return True
-    except MotionModelFileError:
+    except FileError:
         return False
 
 

@@ -6,9 +6,10 @@ import comfy.model_patcher
 import comfy.sample
 import pytest
 import torch
-from animdiff.motion_module import LoadedMotionModule, MotionModelFileError, build_motion_model, load_motion_module
+from animdiff.errors import BaseModelError, FramesError
+from animdiff.motion_module import LoadedMotionModule, build_motion_model, load_motion_module
 from animdiff.motion_module.checkpoint import read_state_dict
-from animdiff.motion_module.patcher import FramesError, apply_motion_module
+from animdiff.motion_module.patcher import apply_motion_module
 from comfy_sampling import OWN, noise, sample
 from weights import motion_module_path
 
@@ -88,6 +89,6 @@ def test_too_many_frames_point_to_context_options(sd15, conds, v3):
 def test_sdxl_module_on_sd15_names_both(sd15):
     sdxl = load_motion_module(motion_module_path("mm_sdxl_random.safetensors"))
     model = sd15[0]
-    with pytest.raises(MotionModelFileError, match=r"mm_sdxl_random.safetensors: wrong base model: SDXL motion module \(sdxl\) on a SD15 model"):
+    with pytest.raises(BaseModelError, match=r"mm_sdxl_random.safetensors: wrong base model: SDXL motion module \(sdxl\) on a SD15 model"):
         apply_motion_module(model, sdxl, "autoselect")
     assert not model.get_additional_models()

@@ -9,7 +9,8 @@ import comfy.model_patcher
 import pytest
 import safetensors.torch
 import torch
-from animdiff.motion_module import LoadedMotionModule, MotionModel, MotionModelFileError, load_motion_module
+from animdiff.errors import FileError
+from animdiff.motion_module import LoadedMotionModule, MotionModel, load_motion_module
 from animdiff.motion_module.checkpoint import read_state_dict
 from animdiff.motion_module.config import official_config
 from animdiff.motion_module.domain_adapter import apply_domain_adapter
@@ -129,12 +130,12 @@ def test_partial_match_warns_with_counts_and_no_match_is_an_error(caplog):
     assert "MotionLoRA v2_lora_ZoomIn.ckpt: 160 of 168 layers match v3_sd15_mm.ckpt" in caplog.text
     assert "8 do not (e.g. mid_block.motion_modules.0" in caplog.text
     sdxl = loaded(MotionModel(official_config("sdxl"), device="meta"), "mm_sdxl_v10_beta.ckpt")
-    with pytest.raises(MotionModelFileError, match=r"v2_lora_ZoomIn.ckpt: none of its 24 LoRA layers match the motion module mm_sdxl_v10_beta.ckpt"):
+    with pytest.raises(FileError, match=r"v2_lora_ZoomIn.ckpt: none of its 24 LoRA layers match the motion module mm_sdxl_v10_beta.ckpt"):
         apply_motion_lora(sdxl, {k: v for k, v in v2_lora.items() if "up_blocks.3" in k}, "v2_lora_ZoomIn.ckpt", 1.0)
 
 
 def test_not_a_lora_is_an_error():
-    with pytest.raises(MotionModelFileError, match="mm.ckpt: not a LoRA"):
+    with pytest.raises(FileError, match="mm.ckpt: not a LoRA"):
         parse_motion_lora(meta_state_dict("v3_sd15_mm"), "mm.ckpt")
 
 
@@ -177,7 +178,7 @@ def test_domain_adapter_alpha_zero_is_exact(sd15, conds):
 
 
 def test_motion_module_is_not_a_domain_adapter():
-    with pytest.raises(MotionModelFileError, match="v3_sd15_mm.ckpt: this is a motion module .*not a domain adapter"):
+    with pytest.raises(FileError, match="v3_sd15_mm.ckpt: this is a motion module .*not a domain adapter"):
         apply_domain_adapter(None, meta_state_dict("v3_sd15_mm"), "v3_sd15_mm.ckpt", 1.0)
 
 

@@ -10,7 +10,8 @@ import random
 import pytest
 import safetensors.torch
 import torch
-from animdiff.motion_module import MotionModel, MotionModelFileError, MotionModuleConfig, build_motion_model
+from animdiff.errors import FileError
+from animdiff.motion_module import MotionModel, MotionModuleConfig, build_motion_model
 from animdiff.motion_module.checkpoint import read_state_dict
 from animdiff.motion_module.layout import detect_config, to_original_keys
 from manifests import MOTION_MODULES, manifest, meta_state_dict
@@ -49,7 +50,7 @@ def test_file_without_encodings_computes_them_and_takes_a_version_override():
     no_mid = without_pe(meta_state_dict("v3_sd15_mm"))
     assert detect_config(no_mid, "x").version == "v3"
     assert detect_config(no_mid, "x", version="v1").max_frames == 24
-    with pytest.raises(MotionModelFileError, match="x: version sdxl is for SDXL, but these weights are a SD1.5"):
+    with pytest.raises(FileError, match="x: version sdxl is for SDXL, but these weights are a SD1.5"):
         detect_config(no_mid, "x", version="sdxl")
 
 
@@ -232,7 +233,7 @@ def test_ckpt_that_would_run_code_is_refused(tmp_path, monkeypatch):
     path = tmp_path / "evil.ckpt"
     with open(path, "wb") as f:
         pickle.dump({"state_dict": {"x": CreatesFile()}}, f)
-    with pytest.raises(MotionModelFileError, match=r"evil\.ckpt: refused to unpickle"):
+    with pytest.raises(FileError, match=r"evil\.ckpt: refused to unpickle"):
         read_state_dict(path)
     assert not target.exists()
 
@@ -242,7 +243,7 @@ def test_random_bytes_are_reported_as_corrupt(tmp_path, seed):
     data = random.Random(seed).randbytes(4096)
     for name in ("noise.safetensors", "noise.ckpt"):
         (tmp_path / name).write_bytes(data)
-        with pytest.raises(MotionModelFileError, match=rf"{name}: (cannot be read: truncated or corrupt|refused to unpickle)"):
+        with pytest.raises(FileError, match=rf"{name}: (cannot be read: truncated or corrupt|refused to unpickle)"):
             read_state_dict(tmp_path / name)
 
 
@@ -250,22 +251,22 @@ def test_truncated_safetensors_is_reported(tmp_path):
     path = tmp_path / "cut.safetensors"
     safetensors.torch.save_file(small_model("v3")[1], path)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(MotionModelFileError, match=r"cut\.safetensors: cannot be read: truncated or corrupt"):
+    with pytest.raises(FileError, match=r"cut\.safetensors: cannot be read: truncated or corrupt"):
         read_state_dict(path)
 
 
 def test_sd_checkpoint_is_not_a_motion_module():
     unet = {"model.diffusion_model.input_blocks.1.1.proj_in.weight": torch.zeros(1),
             "first_stage_model.decoder.conv_in.weight": torch.zeros(1)}
-    with pytest.raises(MotionModelFileError, match="sd15.safetensors: this is a Stable Diffusion checkpoint"):
+    with pytest.raises(FileError, match="sd15.safetensors: this is a Stable Diffusion checkpoint"):
         build_motion_model(unet, "sd15.safetensors")
 
 
 def test_lora_and_unknown_files_are_named():
     lora = {k: torch.zeros(1) for k in manifest("v2_lora_ZoomIn")["keys"]}
-    with pytest.raises(MotionModelFileError, match="zoom.ckpt: this is a MotionLoRA"):
+    with pytest.raises(FileError, match="zoom.ckpt: this is a MotionLoRA"):
         build_motion_model(lora, "zoom.ckpt")
-    with pytest.raises(MotionModelFileError, match=r"other.pt: unknown layout: no AnimateDiff motion-module keys found \(1 tensors, e.g. foo.bar\)"):
+    with pytest.raises(FileError, match=r"other.pt: unknown layout: no AnimateDiff motion-module keys found \(1 tensors, e.g. foo.bar\)"):
         build_motion_model({"foo.bar": torch.zeros(1)}, "other.pt")
 
 
@@ -273,7 +274,7 @@ def test_wrong_shapes_are_named():
     state = meta_state_dict("v3_sd15_mm")
     key = "up_blocks.1.motion_modules.0.temporal_transformer.proj_out.weight"
     state[key] = torch.empty(5, 5, device="meta")
-    with pytest.raises(MotionModelFileError, match=rf"bad.safetensors: does not match the v3 motion-module layout: {key} has shape \[5, 5\]"):
+    with pytest.raises(FileError, match=rf"bad.safetensors: does not match the v3 motion-module layout: {key} has shape \[5, 5\]"):
         build_motion_model(state, "bad.safetensors")
 
 
@@ -308,5 +309,5 @@ def test_node_loads_safetensors_and_ckpt_from_a_registered_folder(tmp_path):
 def test_names_outside_the_model_folders_are_refused(name):
     from animdiff.motion_module.folders import MOTION_MODELS, resolve
 
-    with pytest.raises(MotionModelFileError, match="not a file name inside the animatediff_models folders|not found in the animatediff_models folders"):
+    with pytest.raises(FileError, match="not a file name inside the animatediff_models folders|not found in the animatediff_models folders"):
         resolve(MOTION_MODELS, name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import comfy.model_sampling
 import pytest
 import torch
-from animdiff.motion_module import MotionModelFileError
+from animdiff.errors import FileError
 from animdiff.motion_module.layout import detect_config
 from animdiff.sampling.schedules import LCM_SCHEDULE, LINEAR, MODEL_OWN, SQRT_LINEAR, model_sampling_for, resolve
 from animdiff.sampling.windowed import current_step
@@ -60,5 +60,5 @@ def test_step_is_the_sigma_interval_so_midpoint_evaluations_stay_in_their_step()
 
 def test_incomplete_module_is_a_clear_error():
     state = {k: v for k, v in meta_state_dict("v3_sd15_mm").items() if ".ff.net.2." not in k}
-    with pytest.raises(MotionModelFileError, match=r"cut.ckpt: unknown layout: down_blocks.0.motion_modules.0 is incomplete"):
+    with pytest.raises(FileError, match=r"cut.ckpt: unknown layout: down_blocks.0.motion_modules.0 is incomplete"):
         detect_config(state, "cut.ckpt")

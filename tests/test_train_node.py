@@ -76,10 +76,10 @@ def test_stills_become_one_camera_move_each():
 
 @pytest.mark.parametrize("name", ["../evil", "/abs/evil", "sub/", " ", "a/../../b"])
 def test_output_names_must_stay_in_the_folder(name):
-    from animdiff.motion_module.errors import MotionModelFileError
+    from animdiff.errors import FileError
     from animdiff.motion_module.folders import MOTION_LORAS, output_path
 
-    with pytest.raises(MotionModelFileError, match="not a file name inside the animatediff_motion_lora folders"):
+    with pytest.raises(FileError, match="not a file name inside the animatediff_motion_lora folders"):
         output_path(MOTION_LORAS, name, ".safetensors")
 
 

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from animdiff.errors import TrainingDataError
 from animdiff.motion_module.training.augment import CAMERA_MOTIONS, camera_motion, camera_path
-from animdiff.motion_module.training.data import ClipDataset, TrainingDataError
+from animdiff.motion_module.training.data import ClipDataset
 from einops import rearrange
 from PIL import Image
 

@@ -11,10 +11,10 @@ A training node (given MODEL, MOTION_MODULE, VAE, CONDITIONING, IMAGE) needs onl
 
 from .augment import CAMERA_MOTIONS, camera_motion, camera_path
 from .clips import TrainingClips, clips_from_images, encode_clips
-from .data import Clip, ClipDataset, TrainingDataError
+from .data import Clip, ClipDataset
 from .stages import DEFAULT_RANK, STAGES
 from .trainer import Progress, TrainConfig, TrainResult, load_state, noise_prediction_loss, train
 
 __all__ = ["CAMERA_MOTIONS", "DEFAULT_RANK", "STAGES", "Clip", "ClipDataset", "Progress", "TrainConfig", "TrainResult",
-           "TrainingClips", "TrainingDataError", "camera_motion", "camera_path", "clips_from_images", "encode_clips",
+           "TrainingClips", "camera_motion", "camera_path", "clips_from_images", "encode_clips",
            "load_state", "noise_prediction_loss", "train"]

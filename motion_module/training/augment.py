@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import torch
 from kornia.geometry.transform import get_rotation_matrix2d, resize, warp_affine
 
+from ...errors import OptionsError
+
 CAMERA_MOTIONS = ("zoom_in", "zoom_out", "pan_left", "pan_right", "tilt_up", "tilt_down", "roll_clockwise", "roll_anticlockwise")
 
 # motion -> (kind, sign). pan/tilt: the camera's direction along x/y; zoom: + content grows; roll: + camera rolls clockwise.
@@ -61,10 +63,10 @@ class CameraPath:
 def check_camera(motion: str, speed: float) -> tuple[str, int]:
     """``(kind, sign)`` of ``motion``; a clear error for an unknown motion or a speed out of range."""
     if motion not in MOTION_KINDS:
-        raise ValueError(f"unknown camera motion {motion!r}; valid: {', '.join(CAMERA_MOTIONS)}")
+        raise OptionsError(f"unknown camera motion {motion!r}; valid: {', '.join(CAMERA_MOTIONS)}")
     kind, sign = MOTION_KINDS[motion]
     if not (isinstance(speed, numbers.Real) and 0 < speed <= MAX_SPEED[kind]):
-        raise ValueError(f"{motion} speed {speed!r} is out of range: 0 < speed <= {MAX_SPEED[kind]} ({SPEED_UNITS[kind]})")
+        raise OptionsError(f"{motion} speed {speed!r} is out of range: 0 < speed <= {MAX_SPEED[kind]} ({SPEED_UNITS[kind]})")
     return kind, sign
 
 
@@ -103,7 +105,7 @@ def camera_path(motion: str, speed: float, length: int, source_size: tuple[int, 
     """
     kind, sign = check_camera(motion, speed)
     if length < 1 or min(size) < 2 or min(source_size) < 2:
-        raise ValueError(f"camera motion needs length >= 1 and frames and a source of at least 2x2 pixels; "
+        raise OptionsError(f"camera motion needs length >= 1 and frames and a source of at least 2x2 pixels; "
                          f"got length {length}, size {tuple(size)}, source {tuple(source_size)}")
     path = _path(kind, sign, speed, length, source_size, size)
     upscale = 1 / path.scale.min().item()
@@ -114,7 +116,7 @@ def camera_path(motion: str, speed: float, length: int, source_size: tuple[int, 
             middle = (slow + fast) / 2
             slow, fast = (middle, fast) if upscale_at(middle) <= MAX_UPSCALE else (slow, middle)
         hint = f"use speed <= {slow:.4g}, a larger source or a smaller size" if slow > 0 else "use a larger source or a smaller size"
-        raise ValueError(f"{motion} at speed {speed} over {length} frames needs the {source_size[0]}x{source_size[1]} source "
+        raise OptionsError(f"{motion} at speed {speed} over {length} frames needs the {source_size[0]}x{source_size[1]} source "
                          f"enlarged {upscale:.2f}x for {size[0]}x{size[1]} frames (at most {MAX_UPSCALE}x): {hint}")
     return path
 
@@ -129,7 +131,7 @@ def camera_motion(frames: torch.Tensor, motion: str, speed: float, length: int =
     if frames.ndim == 3:
         frames = frames[None]
     if frames.ndim != 4 or len(frames) == 0:
-        raise ValueError(f"camera_motion takes a still (c, h, w) or a clip (f, c, h, w); got shape {tuple(frames.shape)}")
+        raise OptionsError(f"camera_motion takes a still (c, h, w) or a clip (f, c, h, w); got shape {tuple(frames.shape)}")
     size = tuple(size or frames.shape[-2:])
     path = camera_path(motion, speed, length, frames.shape[-2:], size)
     shrink = path.scale.min().item()

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ...errors import TrainingError
+
 
 def is_conditioning(value) -> bool:
     """Whether ``value`` is one ComfyUI CONDITIONING (a list of ``[tensor, dict]`` pairs)."""
@@ -46,18 +48,18 @@ class TrainingClips:
 
     def __post_init__(self):
         if not self.latents:
-            raise ValueError("AnimDiff training: no clips")
+            raise TrainingError("training: no clips")
         if len(self.cond_index) != len(self.latents):
-            raise ValueError(f"AnimDiff training: {len(self.latents)} clips but {len(self.cond_index)} conditioning indices")
+            raise TrainingError(f"training: {len(self.latents)} clips but {len(self.cond_index)} conditioning indices")
         channels = {tuple(x.shape[1:2]) for x in self.latents}
         if any(x.ndim != 4 for x in self.latents) or len(channels) != 1:
-            raise ValueError("AnimDiff training: clip latents must be (frames, C, h, w) with the same C, got "
+            raise TrainingError("training: clip latents must be (frames, C, h, w) with the same C, got "
                              f"{sorted({tuple(x.shape) for x in self.latents})}")
         if any(not 0 <= i < len(self.conditionings) for i in self.cond_index):
-            raise ValueError("AnimDiff training: a clip's conditioning index is out of range")
+            raise TrainingError("training: a clip's conditioning index is out of range")
         for cond in self.conditionings:
             if not is_conditioning(cond):
-                raise ValueError("AnimDiff training: a conditioning is not a CONDITIONING (list of [tensor, dict])")
+                raise TrainingError("training: a conditioning is not a CONDITIONING (list of [tensor, dict])")
 
     def __len__(self) -> int:
         return len(self.latents)
@@ -101,7 +103,7 @@ def distinct_conditionings(conditioning, count: int) -> tuple[list[list], list[i
                 found = len(distinct) - 1
             index.append(found)
         return distinct, index
-    raise ValueError(f"AnimDiff training: conditioning must be one CONDITIONING or one per clip ({count})")
+    raise TrainingError(f"training: conditioning must be one CONDITIONING or one per clip ({count})")
 
 
 def encode_captions(clip, captions: Sequence[str]) -> tuple[list[list], list[int]]:
@@ -114,9 +116,9 @@ def encode_captions(clip, captions: Sequence[str]) -> tuple[list[list], list[int
 
 def check_pixels(clip: torch.Tensor, index: int) -> None:
     if clip.ndim != 4 or clip.shape[1] != 3:
-        raise ValueError(f"AnimDiff training: clip {index} has shape {list(clip.shape)}; pixel clips are (frames, 3, h, w)")
+        raise TrainingError(f"training: clip {index} has shape {list(clip.shape)}; pixel clips are (frames, 3, h, w)")
     if clip.shape[-1] % 8 or clip.shape[-2] % 8:
-        raise ValueError(f"AnimDiff training: clip {index} is {clip.shape[-1]}x{clip.shape[-2]} pixels; use multiples of 8 (the VAE downscales by 8)")
+        raise TrainingError(f"training: clip {index} is {clip.shape[-1]}x{clip.shape[-2]} pixels; use multiples of 8 (the VAE downscales by 8)")
 
 
 def encode_clips(clips: Sequence[torch.Tensor], vae, *, captions: Sequence[str] | str | None = None, clip=None,
@@ -132,10 +134,10 @@ def encode_clips(clips: Sequence[torch.Tensor], vae, *, captions: Sequence[str] 
         conditionings, index = distinct_conditionings(conditioning, len(clips))
     elif captions is not None and clip is not None:
         if len(captions) != len(clips):
-            raise ValueError(f"AnimDiff training: {len(clips)} clips but {len(captions)} captions")
+            raise TrainingError(f"training: {len(clips)} clips but {len(captions)} captions")
         conditionings, index = encode_captions(clip, captions)
     else:
-        raise ValueError("AnimDiff training: give conditioning, or captions and a CLIP to encode them")
+        raise TrainingError("training: give conditioning, or captions and a CLIP to encode them")
     with torch.no_grad():
         latents = [vae.encode(frames.movedim(1, -1)).to("cpu", torch.float32) for frames in clips]
     return TrainingClips(latents, conditionings, index, list(captions) if captions is not None else None)
@@ -145,9 +147,9 @@ def clips_from_images(images: torch.Tensor, frames: int, stride: int | None = No
     """An IMAGE batch ``(N, H, W, 3)`` cut into clips of ``frames`` consecutive images ``(frames, 3, H, W)``,
     starting every ``stride`` images (default ``frames``: no overlap); a remainder shorter than a clip is dropped."""
     if images.ndim != 4 or images.shape[-1] < 3:
-        raise ValueError(f"AnimDiff training: images must be an IMAGE batch (N, H, W, 3), got {list(images.shape)}")
+        raise TrainingError(f"training: images must be an IMAGE batch (N, H, W, 3), got {list(images.shape)}")
     if images.shape[0] < frames:
-        raise ValueError(f"AnimDiff training: {images.shape[0]} images are fewer than one clip of {frames} frames")
+        raise TrainingError(f"training: {images.shape[0]} images are fewer than one clip of {frames} frames")
     stride = stride or frames
     pixels = images[..., :3].movedim(-1, 1)
     return [pixels[start:start + frames] for start in range(0, images.shape[0] - frames + 1, stride)]

@@ -27,19 +27,11 @@ from einops import rearrange
 from kornia.geometry.transform import resize
 from PIL import Image
 
+from ...errors import OptionsError, TrainingDataError
 from .augment import camera_motion, camera_path
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".avi")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")  # .gif/.webp/.png may be animated
-
-
-class TrainingDataError(ValueError):
-    """A training file or folder that cannot be used; the message names it and says why."""
-
-    def __init__(self, source: Path, problem: str):
-        super().__init__(f"{source}: {problem}")
-        self.source = source
-        self.problem = problem
 
 
 def _natural_key(path: Path) -> list[str | int]:
@@ -91,9 +83,9 @@ class ClipDataset:
         """``size``: ``(h, w)``, multiples of 8; ``caption``: for sources without a ``NAME.txt``;
         ``camera``: ``(motion, speed)`` of :func:`camera_motion`, applied to every clip (stills need it)."""
         if len(size) != 2 or any(side < 8 or side % 8 for side in size):
-            raise ValueError(f"clip size {tuple(size)} must be (h, w), both positive multiples of 8 (the VAE downscales by 8)")
+            raise OptionsError(f"clip size {tuple(size)} must be (h, w), both positive multiples of 8 (the VAE downscales by 8)")
         if length < 1 or frame_stride < 1:
-            raise ValueError(f"length ({length}) and frame_stride ({frame_stride}) must be at least 1")
+            raise OptionsError(f"length ({length}) and frame_stride ({frame_stride}) must be at least 1")
         self.root, self.size, self.length, self.frame_stride, self.camera = Path(root), tuple(size), length, frame_stride, camera
         self.span = (length - 1) * frame_stride + 1  # source frames one clip covers
         if not self.root.is_dir():

@@ -32,6 +32,7 @@ import torch
 from comfy.weight_adapter.lora import LoraDiff
 from torch import nn
 
+from ...errors import TrainingError
 from ...sampling import schedules
 from ..attention import TemporalAttention
 from ..config import MotionModuleConfig
@@ -101,7 +102,7 @@ def attach_loras(patcher: comfy.model_patcher.ModelPatcher, targets: dict[str, s
     weights = patcher.model.state_dict()
     missing = [key for key in targets.values() if key not in weights]
     if missing:
-        raise ValueError(f"the model has no weight {missing[0]} (and {len(missing) - 1} more LoRA targets)")
+        raise TrainingError(f"the model has no weight {missing[0]} (and {len(missing) - 1} more LoRA targets)")
     parameters = {}
     for layer, key in targets.items():
         adapter = lora_adapter(weights[key], rank, generator).to(device)
@@ -161,7 +162,7 @@ def init_motion_model(config: MotionModuleConfig, generator: torch.Generator, de
 def motion_model_copy(motion: LoadedMotionModule, device=None) -> MotionModel:
     """A float32 copy of a loaded motion module's weights, to fine-tune without touching the loaded one."""
     if motion.patcher.patches:
-        raise ValueError(f"AnimDiff training: {motion.describe()} carries MotionLoRAs; fine-tune the motion module without them")
+        raise TrainingError(f"training: {motion.describe()} carries MotionLoRAs; fine-tune the motion module without them")
     model = MotionModel(motion.config, dtype=torch.float32)
     model.load_state_dict({k: v.detach().float() for k, v in motion.model.state_dict().items()})
     return model.to(device)
@@ -178,9 +179,9 @@ def describe_model(model: comfy.model_patcher.ModelPatcher) -> str:
 
 def check_image_model(model: comfy.model_patcher.ModelPatcher) -> None:
     if not hasattr(getattr(model.model, "diffusion_model", None), "input_blocks"):
-        raise ValueError(f"AnimDiff training needs an SD1.5/SDXL UNet model, not a {describe_model(model)} model")
+        raise TrainingError(f"training needs an SD1.5/SDXL UNet model, not a {describe_model(model)} model")
     if model.get_wrappers(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, MOTION_KEY):
-        raise ValueError("AnimDiff training: this MODEL already has a motion module applied; pass the plain model "
+        raise TrainingError("training: this MODEL already has a motion module applied; pass the plain model "
                          "(the trainer inserts the motion module itself)")
 
 
@@ -191,7 +192,7 @@ def setup_motion_lora(model: comfy.model_patcher.ModelPatcher, motion: LoadedMot
     """LoRA on the motion module's attention projections; UNet and motion module frozen."""
     check_image_model(model)
     if not isinstance(motion, LoadedMotionModule):
-        raise ValueError("AnimDiff training: the motion_lora stage needs a loaded motion module (MOTION_MODULE)")
+        raise TrainingError("training: the motion_lora stage needs a loaded motion module (MOTION_MODULE)")
     patcher = motion.patcher.clone()
     targets = motion_lora_targets(motion.model)
     parameters = attach_loras(patcher, targets, rank, generator, patcher.load_device)
@@ -212,7 +213,7 @@ def setup_domain_adapter(model: comfy.model_patcher.ModelPatcher, rank: int, gen
     patcher = model.clone()
     targets = domain_adapter_targets(model.model)
     if not targets:
-        raise ValueError(f"AnimDiff training: found no attention projections to adapt in this {describe_model(model)} model")
+        raise TrainingError(f"training: found no attention projections to adapt in this {describe_model(model)} model")
     parameters = attach_loras(patcher, targets, rank, generator, patcher.load_device)
     guard_inference_weights(patcher, skip=set(targets.values()))
     version = "sdxl" if isinstance(model.model, comfy.model_base.SDXL) else "v3"  # the adapter is part of v3 (SD1.5)
@@ -237,7 +238,7 @@ def setup_motion_module(model: comfy.model_patcher.ModelPatcher, motion: LoadedM
     elif isinstance(motion, LoadedMotionModule):
         trainable, name, origin = motion_model_copy(motion, device), motion.name, "fine-tuned"
     else:
-        raise ValueError("AnimDiff training: the motion_module stage needs a MotionModuleConfig (new module) or a MOTION_MODULE to fine-tune")
+        raise TrainingError("training: the motion_module stage needs a MotionModuleConfig (new module) or a MOTION_MODULE to fine-tune")
     trainable.requires_grad_(True)
     trained = LoadedMotionModule(name, motion_patcher(trainable))
     animated = apply_motion_module(model, trained, beta_schedule)

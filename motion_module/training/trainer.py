@@ -37,6 +37,7 @@ import comfy.samplers
 import safetensors.torch
 import torch
 
+from ...errors import TrainingError, TrainingStateError
 from ...sampling import schedules
 from ..config import MotionModuleConfig
 from ..loader import LoadedMotionModule
@@ -74,7 +75,7 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.stage not in stages.STAGES:
-            raise ValueError(f"AnimDiff training: unknown stage {self.stage!r}; choose one of {', '.join(stages.STAGES)}")
+            raise TrainingError(f"training: unknown stage {self.stage!r}; choose one of {', '.join(stages.STAGES)}")
         if self.rank is None and self.stage in stages.DEFAULT_RANK:
             self.rank = stages.DEFAULT_RANK[self.stage]
         problems = [f"{name} must be at least {low}" for name, low in (("steps", 0), ("frames", 1), ("image_batch", 1),
@@ -91,7 +92,7 @@ class TrainConfig:
         if self.beta_schedule not in schedules.BETA_SCHEDULES:
             problems.append(f"beta_schedule must be one of {schedules.BETA_SCHEDULES}")
         if problems:
-            raise ValueError("AnimDiff training: " + "; ".join(problems))
+            raise TrainingError("training: " + "; ".join(problems))
 
     def trajectory(self) -> dict:
         """The fields that determine the computation (all but :data:`RESUMABLE_CHANGES`)."""
@@ -123,7 +124,7 @@ class TrainResult:
         """Write the ``.safetensors`` file (tensors in ``dtype``, default the config's ``save_dtype``) with the metadata."""
         path = Path(path)
         if path.suffix.lower() != ".safetensors":
-            raise ValueError(f"AnimDiff training: save to a .safetensors file, not {path.name}")
+            raise TrainingError(f"training: save to a .safetensors file, not {path.name}")
         dtype = DTYPES[dtype or self.config.save_dtype]
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
@@ -143,11 +144,11 @@ class TrainResult:
         name = name or f"trained_{self.stage}"
         if self.stage == "motion_lora":
             if motion is None:
-                raise ValueError("AnimDiff training: a MotionLoRA is applied to a motion module; pass motion=")
+                raise TrainingError("training: a MotionLoRA is applied to a motion module; pass motion=")
             return apply_motion_lora(motion, parse_motion_lora(self.tensors, name), name, strength)
         if self.stage == "domain_adapter":
             if model is None:
-                raise ValueError("AnimDiff training: a domain adapter is applied to a MODEL; pass model=")
+                raise TrainingError("training: a domain adapter is applied to a MODEL; pass model=")
             return apply_domain_adapter(model, self.tensors, name, strength)
         trained = MotionModel(self.motion_config, dtype=comfy.model_management.unet_dtype())
         trained.load_state_dict(self.tensors)
@@ -159,14 +160,14 @@ class TrainResult:
 def prediction_kind(model_sampling) -> str:
     """``"eps"`` or ``"v"``: the model's prediction type; other kinds (LCM, x0, flow) cannot be trained here."""
     if not isinstance(model_sampling, comfy.model_sampling.ModelSamplingDiscrete):
-        raise ValueError(f"AnimDiff training needs a discrete-timestep (SD-style) model, not {type(model_sampling).__name__}")
+        raise TrainingError(f"training needs a discrete-timestep (SD-style) model, not {type(model_sampling).__name__}")
     kind = next(c for c in type(model_sampling).__mro__
                 if issubclass(c, comfy.model_sampling.EPS) and not issubclass(c, comfy.model_sampling.ModelSamplingDiscrete))
     if kind is comfy.model_sampling.EPS:
         return "eps"
     if kind is comfy.model_sampling.V_PREDICTION:
         return "v"
-    raise ValueError(f"AnimDiff training: the model predicts {kind.__name__}; only eps and v-prediction models can be trained")
+    raise TrainingError(f"training: the model predicts {kind.__name__}; only eps and v-prediction models can be trained")
 
 
 def output_scale(kind: str, sigma: torch.Tensor, sigma_data: float) -> torch.Tensor:
@@ -230,7 +231,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.float32
     if precision == "fp16" and device.type != "cuda":
-        raise ValueError("AnimDiff training: fp16 autocast needs a CUDA device; use bf16 or fp32")
+        raise TrainingError("training: fp16 autocast needs a CUDA device; use bf16 or fp32")
     return DTYPES[precision]
 
 
@@ -284,10 +285,10 @@ class Run:
         if self.setup.video:
             limit = self.setup.motion.config.max_frames
             if config.frames > limit:
-                raise ValueError(f"AnimDiff training: {config.frames} frames per clip, but {self.setup.motion.describe()} "
+                raise TrainingError(f"training: {config.frames} frames per clip, but {self.setup.motion.describe()} "
                                  f"has positional encodings for {limit}")
             if self.data.shortest < config.frames:
-                raise ValueError(f"AnimDiff training: a clip has {self.data.shortest} frames, fewer than the {config.frames} "
+                raise TrainingError(f"training: a clip has {self.data.shortest} frames, fewer than the {config.frames} "
                                  "frames each training clip needs")
         patcher = self.setup.patcher
         self.device = patcher.load_device
@@ -319,17 +320,17 @@ class Run:
 
     def restore(self, state: dict, source: str) -> None:
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
-            raise ValueError(f"{source}: not an AnimDiff training state (version {STATE_VERSION})")
+            raise TrainingStateError(source, f"not an AnimDiff training state (version {STATE_VERSION})")
         differ = sorted(k for k, v in self.config.trajectory().items() if state["config"].get(k) != v)
         if differ:
-            raise ValueError(f"{source}: was trained with other settings: " +
-                             ", ".join(f"{k} {state['config'].get(k)!r} (now {getattr(self.config, k)!r})" for k in differ))
+            raise TrainingStateError(source, "was trained with other settings: " +
+                                     ", ".join(f"{k} {state['config'].get(k)!r} (now {getattr(self.config, k)!r})" for k in differ))
         if state["clips"] != [list(x.shape) for x in self.data.latents] or state.get("data") != self.fingerprint:
-            raise ValueError(f"{source}: was trained on other clips or captions ({len(state['clips'])} clips; now {len(self.data)}): "
-                             "start a new run (another name, or without resume)")
+            raise TrainingStateError(source, f"was trained on other clips or captions ({len(state['clips'])} clips; now {len(self.data)}): "
+                                     "start a new run (another name, or without resume)")
         saved = state["parameters"]
         if {k: list(v.shape) for k, v in saved.items()} != {k: list(p.shape) for k, p in self.setup.parameters.items()}:
-            raise ValueError(f"{source}: its trained weights do not fit this model / motion module")
+            raise TrainingStateError(source, "its trained weights do not fit this model / motion module")
         with torch.no_grad():
             for key, parameter in self.setup.parameters.items():
                 parameter.copy_(saved[key])
@@ -456,9 +457,9 @@ def train(config: TrainConfig, model: comfy.model_patcher.ModelPatcher, data: Tr
     Works inside a node's ``torch.inference_mode``; the inputs are never changed.
     """
     if config.stage in ("motion_lora", "motion_module") and motion is None:
-        raise ValueError(f"AnimDiff training: the {config.stage} stage needs a motion module")
+        raise TrainingError(f"training: the {config.stage} stage needs a motion module")
     if config.stage == "domain_adapter" and motion is not None:
-        raise ValueError("AnimDiff training: the domain adapter is trained on the image model alone; pass no motion module")
+        raise TrainingError("training: the domain adapter is trained on the image model alone; pass no motion module")
     with torch.inference_mode(False), torch.enable_grad():
         run = Run(config, model, data, motion, progress, Path(state_path) if state_path is not None else None)
         if resume is not None:
