@@ -182,6 +182,7 @@ def test_motion_module_is_not_a_domain_adapter():
         apply_domain_adapter(None, meta_state_dict("v3_sd15_mm"), "v3_sd15_mm.ckpt", 1.0)
 
 
+@pytest.mark.full
 def test_domain_adapter_file_formats_load(tmp_path):
     state = read_state_dict(adapter_path())
     torch.save(state, tmp_path / "v3_sd15_adapter.ckpt")

@@ -284,6 +284,7 @@ def test_manifest_files_are_the_shared_ones():
 
 # ---------------------------------------------------------------- through the node, from ComfyUI's model folders
 
+@pytest.mark.full
 def test_node_loads_safetensors_and_ckpt_from_a_registered_folder(tmp_path):
     import folder_paths
     from animdiff.motion_module.folders import MOTION_MODELS
