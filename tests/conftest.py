@@ -12,9 +12,9 @@ import_pack()
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+import weights  # noqa: E402
 from comfy_server import ComfyServer  # noqa: E402
 from pack_import import COMFYUI_DIR  # noqa: E402
-import weights  # noqa: E402
 from weights import checkpoint_path, extra_model_paths_yaml, write_all, write_test_video  # noqa: E402
 
 # Tests that use one of these fixtures (directly or through another fixture) are in the full tier only.
