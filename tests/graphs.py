@@ -9,6 +9,7 @@ from pathlib import Path
 from weights import CHECKPOINT
 
 WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
+UI_WORKFLOWS = sorted(p.name for p in WORKFLOWS.glob("*.json") if not p.name.endswith(".api.json"))
 
 
 def load_workflow(name: str) -> dict:

@@ -18,7 +18,7 @@ from animdiff.motion_module.lora import apply_motion_lora, parse_motion_lora
 from animdiff.motion_module.patcher import apply_motion_module
 from comfy_sampling import OWN, noise, sample
 from manifests import manifest, meta_state_dict
-from test_motion_module import small_model
+from reference import small_model
 from weights import adapter_path, motion_lora_path, motion_module_path
 
 CPU = torch.device("cpu")
