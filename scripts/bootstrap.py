@@ -224,9 +224,14 @@ def test_venv(runtime: Path, lock: Path | None) -> Path:
 
 def write_lock(python: Path, lock: Path) -> None:
     """The exact versions of every package ``python`` sees (venv-test sees venv's too)."""
-    frozen = subprocess.run([str(python), "-m", "pip", "freeze", "--all", "--exclude", "pip"], check=True,
-                            capture_output=True, text=True).stdout
-    pins = sorted({line for line in frozen.splitlines() if "==" in line and not line.startswith("-e")}, key=str.lower)
+    # pip's freeze leaves out the installer tools (pip, setuptools, wheel): each venv has its own, and torch
+    # needs a newer setuptools than a fresh venv's. The first pin of a name is the one Python sees.
+    frozen = subprocess.run([str(python), "-m", "pip", "freeze"], check=True, capture_output=True, text=True).stdout
+    pins = {}
+    for line in frozen.splitlines():
+        if "==" in line and not line.startswith("-e"):
+            pins.setdefault(requirement_name(line), line)
+    pins = sorted(pins.values(), key=str.lower)
     lock.parent.mkdir(parents=True, exist_ok=True)
     lock.write_text(f"# Exact versions the suite passed with on {lock.stem}; refresh: python3 scripts/bootstrap.py --dev "
                     "--refresh-lock, then bash scripts/test.sh\n" + "\n".join(pins) + "\n")

@@ -3,7 +3,8 @@
 # ComfyUI servers started by the tests run in the runtime venv (ANIMDIFF_RUNTIME_PYTHON), which holds no test tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-eval "$(python3 scripts/bootstrap.py --dev)"
+setup=$(python3 scripts/bootstrap.py --dev)  # fails the script if the set-up fails
+eval "$setup"
 export COMFYUI_PATH ANIMDIFF_RUNTIME_PYTHON
 # PYTHONSAFEPATH: never put the pack root on sys.path (its nodes/ would shadow ComfyUI's nodes.py).
 PYTHONSAFEPATH=1 exec "$ANIMDIFF_PYTHON" -m pytest "$@"
