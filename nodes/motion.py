@@ -68,9 +68,11 @@ class AnimDiffApplyMotionModule:
             "optional": {
                 "context_options": ("CONTEXT_OPTIONS", {
                     "tooltip": "From AnimDiffContextOptions: sample videos longer than one window (any length) in blended 16-frame windows."}),
-                "motion_scale_schedule": ("STRING", {"default": "", "multiline": False,
-                                                     "tooltip": "Per-frame multiplier of motion_scale, e.g. '0:1.0, 8:0.3' (FRAME:VALUE, linear "
-                                                                "between keys, negative frames from the end). Empty: 1 for every frame."}),
+                # a socket (forceInput), not a widget: workflows saved before this input keep their widget values
+                "motion_scale_schedule": ("STRING", {"forceInput": True,
+                                                     "tooltip": "Per-frame multiplier of motion_scale from a text node (e.g. String), such as "
+                                                                "'0:1.0, 8:0.3' (FRAME:VALUE, linear between keys, negative frames from the end). "
+                                                                "Not connected or empty: 1 for every frame."}),
                 "motion_scale_mask": ("MASK", {"tooltip": "Per-region multiplier of motion_scale: one mask for all frames or one per frame "
                                                           "(resized to each UNet level). Black areas stay still, white move fully."}),
                 "keyframes": ("MOTION_KEYFRAMES", {"tooltip": "From AnimDiffMotionKeyframe: change the motion strength at chosen points of sampling."}),
