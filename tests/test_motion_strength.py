@@ -66,8 +66,8 @@ def test_all_ones_schedule_and_mask_are_bit_exact(sd15, conds, v3):
 def test_a_zero_frame_has_no_temporal_residual(sd15, conds, v3):
     model = apply_motion_module(sd15[0], v3, OWN, motion_scale_schedule="0:1, 2:1, 3:0, 4:1")
     with recorded_residuals(v3) as seen:
-        sample(model, conds, noise(8, 31), steps=1)
-    assert len(seen) == 2 * len([m for m in v3.model.modules() if isinstance(m, MotionModule)])  # 21 modules x 2 conds
+        sample(model, conds, noise(8, 31), steps=1, cfg=1.0)
+    assert len(seen) == len([m for m in v3.model.modules() if isinstance(m, MotionModule)])  # one call, 21 modules
     for x, out in seen:
         x, out = by_frame(x, 8), by_frame(out, 8)
         assert torch.equal(out[3], x[3])  # as motion_scale 0 for frame 3
@@ -79,7 +79,7 @@ def test_a_masked_out_region_has_no_temporal_residual(sd15, conds, v3):
     mask[:, :, :16] = 0.0  # left half of the picture still
     model = apply_motion_module(sd15[0], v3, OWN, motion_scale_mask=mask)
     with recorded_residuals(v3) as seen:
-        sample(model, conds, noise(8, 32), steps=1)
+        sample(model, conds, noise(8, 32), steps=1, cfg=1.0)
     full_size = [(x, out) for x, out in seen if x.shape[-1] == 4]  # the 4x4 latent's level
     assert full_size
     for x, out in full_size:
@@ -92,8 +92,8 @@ def test_each_window_uses_its_own_frames_values(sd15, conds, v3):
     model = apply_motion_module(sd15[0], v3, OWN, context_options=STATIC, motion_scale_schedule=f"0:1, {still - 1}:1, {still}:0, {still + 1}:1")
     windows = context_windows(frames, STATIC)
     with recorded_residuals(v3, only_first=True) as seen:
-        sample(model, conds, noise(frames, 33), steps=1)
-    assert len(seen) == len(windows)  # cond and uncond in one call per window
+        sample(model, conds, noise(frames, 33), steps=1, cfg=1.0)
+    assert len(seen) == len(windows)  # cfg 1: the cond only, one call per window
     for window, (x, out) in zip(windows, seen, strict=True):
         x, out = by_frame(x, len(window)), by_frame(out, len(window))
         for position, frame in enumerate(window):
@@ -152,9 +152,8 @@ def test_bad_schedule_is_refused_before_patching(sd15, v3):
 
 def test_patches_see_all_frames_without_windows(sd15, conds, v3):
     model, seen = with_recording_attn1_patch(apply_motion_module(sd15[0], v3, OWN))
-    sample(model, conds, noise(8, 36), steps=2)
-    assert seen and all(s == {"full_length": 8, "context_length": 8, "sub_idxs": list(range(8)), "window": None, "videos": 2}
-                        for s in seen)
+    sample(model, conds, noise(8, 36), steps=2, cfg=1.0)
+    assert seen == [{"full_length": 8, "context_length": 8, "sub_idxs": list(range(8)), "window": None, "videos": 1}] * 2
 
 
 @pytest.mark.parametrize("with_motion", [True, False])
@@ -166,6 +165,6 @@ def test_patches_see_each_windows_frames(sd15, conds, v3, with_motion):
         windowed = sd15[0].clone()
         use_context_windows(windowed, STATIC)
     model, seen = with_recording_attn1_patch(windowed)
-    sample(model, conds, noise(frames, 37), steps=1)
-    assert seen == [{"full_length": frames, "context_length": 16, "sub_idxs": w, "window": w, "videos": 2}
+    sample(model, conds, noise(frames, 37), steps=1, cfg=1.0)
+    assert seen == [{"full_length": frames, "context_length": 16, "sub_idxs": w, "window": w, "videos": 1}
                     for w in context_windows(frames, STATIC)]
