@@ -4,6 +4,7 @@ Wrapping the model evaluation, not the sampler loop, makes every stock sampler w
 window the latents, the timesteps and everything per-frame in the conds are sliced to the
 window's frames: per-frame conditioning tensors (``model_conds`` with one entry per frame),
 masks, and ControlNet/T2I-adapter hint images (ComfyUI itself would take the first frames).
+Each window's model call names its frames in ``transformer_options`` (:mod:`.window_params`).
 """
 
 from __future__ import annotations
