@@ -29,7 +29,7 @@ def travel_graph(frames: int, schedule: str, motion_scale_schedule: str = "0:1.0
         "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": 32, "height": 32, "batch_size": frames}},
         "sample": {"class_type": "KSampler", "inputs": {
             "model": ["anim", 0], "positive": ["travel", 0], "negative": ["neg", 0], "latent_image": ["latent", 0],
-            "seed": 5, "steps": 2, "cfg": 2.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}},
+            "seed": 5, "steps": 1, "cfg": 1.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}},
         "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sample", 0], "vae": ["ckpt", 2]}},
         "save": {"class_type": "SaveAnimatedWEBP", "inputs": {
             "images": ["decode", 0], "filename_prefix": f"travel{frames}", "fps": 8.0, "lossless": False, "quality": 80,
