@@ -81,6 +81,9 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy.model_base.BaseModel", (), "training"),
     T("comfy.model_base.SDXL", (), "training"),
     T("comfy.conds.CONDRegular._copy_with", ("cond",), "sampling.windowed (per-frame cond slices)"),
+    T("comfy.context_windows.IndexListContextWindow.__init__", ("index_list",), "sampling.window_params (core's window info for patches)"),
+    T("comfy.sd.CLIP.tokenize", ("text",), "sampling.prompt_schedule (as CLIPTextEncode)"),
+    T("comfy.sd.CLIP.encode_from_tokens_scheduled", ("tokens",), "sampling.prompt_schedule (as CLIPTextEncode)"),
     # LoRA machinery (domain adapter) and utilities.
     T("comfy.lora.model_lora_keys_unet", ("model", "key_map"), "domain adapter"),
     T("comfy.lora.load_lora", ("lora", "to_load", "log_missing"), "domain adapter"),
@@ -107,6 +110,8 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
 # transformer_options keys the pack reads inside a UNet call (DIFFUSION_MODEL wrapper) or its model_options
 # (CALC_COND_BATCH wrapper); the contract test samples a real model and checks each is set.
 TRANSFORMER_OPTIONS = ("sigmas", "cond_or_uncond", "sample_sigmas")
+# transformer_options keys the pack sets for other packs' patches (sampling.window_params), and reads back.
+SET_TRANSFORMER_OPTIONS = ("ad_params", "context_window")
 
 # Attributes of ComfyUI ControlNet objects (comfy.controlnet.ControlBase) that window slicing reads and sets.
 CONTROL_ATTRIBUTES = ("cond_hint_original", "cond_hint", "extra_concat_orig", "extra_concat", "previous_controlnet")
