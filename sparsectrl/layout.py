@@ -23,7 +23,8 @@ SCRIBBLE_BLOCKS = 6  # controlnet_cond_embedding.blocks.0-5 between conv_in and 
 
 # Files that are something else, recognised so the error can say what they are and where they load.
 NOT_SPARSECTRL = [
-    (re.compile(r"(^|\.)(up_blocks|mid_block)\.motion_modules\.|temporal_attentions\."),
+    (re.compile(r"_lora[._]|lora_[AB]\.|\.lora\.(up|down)"), "a LoRA, not SparseCtrl"),
+    (re.compile(r"^(up_blocks\.\d+|mid_block)\.motion_modules\.|temporal_attentions\."),
      "an AnimateDiff motion module, not SparseCtrl: load it with Load Motion Module (AnimDiff)"),
     (re.compile(r"^(control_model\.)?(input_hint_block|zero_convs)\.|^controlnet_cond_embedding\.|^controlnet_down_blocks\."),
      "a plain ControlNet (no motion modules), not SparseCtrl: load it with the stock Load ControlNet Model node"),
