@@ -175,6 +175,7 @@ TEST_NAMES = {
 
 
 TRAINED_LORA = "trained_by_tests/workflow"
+TEST_IMAGE = "keyframe.png"  # written into the test server's input folder (keyframes, scribbles)
 LONGEST_TEST_VIDEO = 24
 
 
@@ -194,6 +195,8 @@ def on_test_models(prompt: dict, video_file: str) -> dict:
             inputs["control_net_name"] = CONTROLNET
         elif kind == "LoadVideo":
             inputs["file"] = video_file
+        elif kind == "LoadImage":
+            inputs["image"] = TEST_IMAGE
         elif kind == "EmptyLatentImage":  # long videos: still several windows (48/100 frames run in test_graph)
             inputs.update(width=32, height=32, batch_size=min(inputs["batch_size"], LONGEST_TEST_VIDEO))
         elif kind == "KSampler":

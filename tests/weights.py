@@ -114,3 +114,15 @@ def write_test_video(path: Path, frames: int = 24, size: int = 32) -> Path:
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def write_test_image(path: Path, size: int = 64) -> Path:
+    """A small picture (a bright disc on a gradient) for the keyframe and scribble inputs of shipped workflows."""
+    import numpy as np
+    from PIL import Image
+
+    y, x = np.mgrid[0:size, 0:size] / size
+    disc = ((x - 0.5) ** 2 + (y - 0.4) ** 2 < 0.05).astype(np.float32)
+    image = np.stack([x, y, 1 - x], axis=-1) * 0.6 + disc[..., None] * 0.4
+    Image.fromarray((image * 255).astype(np.uint8)).save(path)
+    return path
