@@ -228,13 +228,13 @@ def test_windows_see_their_keyframes_at_their_positions():
     alone = small_control("scribble", (12,)).copy().set_cond_hint(images[1:2], strength=0.7)
     alone.control_model = video.control_model
     alone.pre_run(base, lambda p: 999.0 * (1 - p))
-    windowed, direct = run_control(sliced, 16), run_control(alone, 16)
+    windowed, direct = run_control(sliced, 16, batched=1), run_control(alone, 16, batched=1)
     for a, b in zip(windowed["output"], direct["output"], strict=True):
         assert torch.equal(a, b)
     # a window without keyframes runs on the all-zero condition, as the original does for frames without one
     empty = slice_control(video, torch.arange(24, 40), 48)
     assert empty.hint(16, LATENT, LATENT).abs().max() == 0
-    residual = run_control(empty, 16)["output"][-1]
+    residual = run_control(empty, 16, batched=1)["output"][-1]
     assert residual.abs().max() > 0 and not torch.equal(residual, windowed["output"][-1])
     video.cleanup()
     assert video.encoded == {}
