@@ -245,3 +245,15 @@ def test_too_many_frames_without_windows_is_refused():
     control.pre_run(small_sd(sdxl=False), lambda p: 999.0 * (1 - p))
     with pytest.raises(FramesError, match="sees at most 32 frames at once and got 40: connect AnimDiffContextOptions"):
         run_control(control, 40, batched=1)
+
+
+def test_official_ckpt_wrapping_is_unwrapped(tmp_path):
+    from animdiff.sparsectrl import load_sparsectrl
+
+    _, state = diffusers_sparsectrl("rgb")
+    path = tmp_path / "v3_sd15_sparsectrl_rgb.ckpt"
+    torch.save({"controlnet": original_names(state), "animatediff_config": {"note": "dropped"}}, path)
+    control = load_sparsectrl(path, "0, 15")
+    assert (control.kind, control.frame_indices, control.name) == ("rgb", (0, 15), path.name)
+    loaded = control.control_model.state_dict()["zero_convs.3.0.weight"]
+    assert torch.equal(loaded.float(), state["controlnet_down_blocks.3.weight"])
