@@ -20,8 +20,8 @@ PICKLE = {".ckpt", ".pt", ".pth", ".bin"}
 EXTENSIONS = SAFETENSORS | PICKLE
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a weights file, unwrapped from ``state_dict`` and ``module.`` prefixes.
+def read_state_dict(path: str | Path, wrappers: tuple[str, ...] = ("state_dict",)) -> dict[str, torch.Tensor]:
+    """Tensors of a weights file, unwrapped from ``wrappers`` entries and ``module.`` prefixes.
 
     Non-tensor entries (the ``animatediff_config`` the original code drops) are skipped.
     """
@@ -40,8 +40,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise FileError(path.name, f"refused to unpickle: the file holds more than weights and could run code ({first_line(err)})") from None
     except Exception as err:  # noqa: BLE001  damaged bytes make the readers fail in arbitrary ways
         raise FileError(path.name, f"cannot be read: truncated or corrupt ({first_line(err)})") from None
-    while isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
-        raw = raw["state_dict"]
+    while isinstance(raw, dict) and (inner := next((raw[w] for w in wrappers if isinstance(raw.get(w), dict)), None)) is not None:
+        raw = inner
     if not isinstance(raw, dict):
         raise FileError(path.name, f"holds a {type(raw).__name__}, not a dict of tensors")
     tensors = {k.removeprefix("module."): v for k, v in raw.items() if isinstance(v, torch.Tensor)}

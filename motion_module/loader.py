@@ -26,20 +26,25 @@ def build_motion_model(state_dict: dict[str, torch.Tensor], source: str, version
     state_dict, config = recognise(state_dict, source, version)
     dtype = dtype or next(iter(state_dict.values())).dtype
     model = MotionModel(config, dtype=dtype)
-    expected = model.state_dict()
+    check_layout(state_dict, model.state_dict(), source, f"{config.version} motion-module")
+    model.load_state_dict(state_dict, strict=False)
+    return model.eval().requires_grad_(False)
+
+
+def check_layout(state_dict: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: str, layout: str) -> None:
+    """Refuse ``state_dict`` unless it has exactly ``expected``'s tensors and shapes (positional
+    encodings may be missing: they are computed); the error names ``source`` and the first problems."""
     problems = []
     for key, value in state_dict.items():
         if key not in expected:
             problems.append(f"unexpected tensor {key}")
         elif value.shape != expected[key].shape:
-            problems.append(f"{key} has shape {list(value.shape)}, the {config.version} layout needs {list(expected[key].shape)}")
+            problems.append(f"{key} has shape {list(value.shape)}, the {layout} layout needs {list(expected[key].shape)}")
     missing = [k for k in expected if k not in state_dict and not k.endswith(".pos_encoder.pe")]
     problems += [f"missing tensor {k}" for k in missing]
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise FileError(source, f"does not match the {config.version} motion-module layout: " + "; ".join(problems[:5]) + more)
-    model.load_state_dict(state_dict, strict=False)
-    return model.eval().requires_grad_(False)
+        raise FileError(source, f"does not match the {layout} layout: " + "; ".join(problems[:5]) + more)
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,10 @@ Type ids start with ``AnimDiff`` and never change: shared workflows depend on th
 """
 
 from ..motion_module import folders
-from . import context, keyframe, lora, motion, prompt, train
+from . import context, keyframe, lora, motion, prompt, sparsectrl, train
 
 folders.register()
 
-NODE_CLASS_MAPPINGS = {node.__name__: node for node in [*motion.NODES, *context.NODES, *lora.NODES, *train.NODES, *prompt.NODES, *keyframe.NODES]}
-NODE_DISPLAY_NAME_MAPPINGS = {**motion.DISPLAY_NAMES, **context.DISPLAY_NAMES, **lora.DISPLAY_NAMES, **train.DISPLAY_NAMES,
-                              **prompt.DISPLAY_NAMES, **keyframe.DISPLAY_NAMES}
+MODULES = [motion, context, lora, train, prompt, keyframe, sparsectrl]
+NODE_CLASS_MAPPINGS = {node.__name__: node for module in MODULES for node in module.NODES}
+NODE_DISPLAY_NAME_MAPPINGS = {key: name for module in MODULES for key, name in module.DISPLAY_NAMES.items()}

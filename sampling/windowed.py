@@ -31,10 +31,15 @@ def take(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 def slice_control(control, index: torch.Tensor, frames: int):
     """A shallow copy of a ControlNet chain whose per-frame hint images (and per-frame extra concat
-    inputs) are cut to ``index``; controls without per-frame inputs are shared as they are."""
+    inputs) are cut to ``index``; controls without per-frame inputs are shared as they are, and
+    controls with a ``for_window(index, frames)`` method make their own copy."""
     if control is None:
         return None
     previous = slice_control(control.previous_controlnet, index, frames)
+    if hasattr(control, "for_window"):  # a control that places its own inputs by video frame (SparseCtrl keyframes)
+        sliced = control.for_window(index, frames)
+        sliced.previous_controlnet = previous
+        return sliced
     hint = getattr(control, "cond_hint_original", None)
     extra = getattr(control, "extra_concat_orig", None) or []
     if not (per_frame(hint, frames) or any(per_frame(t, frames) for t in extra)) and previous is control.previous_controlnet:

@@ -14,8 +14,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import weights  # noqa: E402
 from comfy_server import ComfyServer  # noqa: E402
+from graphs import TEST_IMAGE  # noqa: E402
 from pack_import import COMFYUI_DIR  # noqa: E402
-from weights import checkpoint_path, extra_model_paths_yaml, write_all, write_test_video  # noqa: E402
+from weights import checkpoint_path, extra_model_paths_yaml, write_all, write_test_image, write_test_video  # noqa: E402
 
 # Tests that use one of these fixtures (directly or through another fixture) are in the full tier only.
 FULL_TIER_FIXTURES = {"server", "sd15", "v3"}
@@ -48,6 +49,7 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("comfy")
     (tmp / "input").mkdir()
     write_test_video(tmp / "input" / "input.mp4")
+    write_test_image(tmp / "input" / TEST_IMAGE)
     args = ["--extra-model-paths-config", str(extra_model_paths_yaml(tmp / "models.yaml")),
             "--output-directory", str(tmp / "output"), "--input-directory", str(tmp / "input"), "--cache-none"]
     if not torch.cuda.is_available():

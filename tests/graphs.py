@@ -128,16 +128,56 @@ def lora_and_adapter_branches(frames: int = 8) -> dict:
     return base
 
 
+def sparsectrl_video(frame_indices: str | None, frames: int = 16, keyframes: int = 1, kind: str = "rgb", windows: bool = False,
+                     seed: int = 4) -> dict:
+    """Motion module (+ context windows) with SparseCtrl keyframes at ``frame_indices`` (``None``: no control);
+    2 steps with CFG at 32x32, latents saved."""
+    from weights import SPARSECTRL
+
+    prompt = {
+        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINT}},
+        "pos": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": "a horse running"}},
+        "neg": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": "blurry"}},
+        "mm": {"class_type": "AnimDiffLoadMotionModule", "inputs": {"model_name": "mm_v3_random.safetensors"}},
+        "anim": {"class_type": "AnimDiffApplyMotionModule", "inputs": {
+            "model": ["ckpt", 0], "motion_module": ["mm", 0], "beta_schedule": "autoselect", "motion_scale": 1.0,
+            "start_percent": 0.0, "end_percent": 1.0}},
+        "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": 32, "height": 32, "batch_size": frames}},
+        "sample": {"class_type": "KSampler", "inputs": {
+            "model": ["anim", 0], "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0],
+            "seed": seed, "steps": 2, "cfg": 2.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}},
+        "save": {"class_type": "SaveLatent", "inputs": {"samples": ["sample", 0], "filename_prefix": "sparsectrl"}},
+    }
+    if windows:
+        prompt["ctx"] = {"class_type": "AnimDiffContextOptions", "inputs": {
+            "context_length": 16, "context_overlap": 4, "context_stride": 1, "closed_loop": False, "schedule": "uniform",
+            "fuse_method": "pyramid"}}
+        prompt["anim"]["inputs"]["context_options"] = ["ctx", 0]
+    if frame_indices is not None:
+        prompt.update({
+            "sc": {"class_type": "AnimDiffLoadSparseCtrl", "inputs": {"sparsectrl_name": SPARSECTRL[kind], "frame_indices": frame_indices}},
+            "keys": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": keyframes, "color": 0xE08020}},
+            "apply": {"class_type": "ControlNetApplyAdvanced", "inputs": {
+                "positive": ["pos", 0], "negative": ["neg", 0], "control_net": ["sc", 0], "image": ["keys", 0],
+                "strength": 1.0, "start_percent": 0.0, "end_percent": 1.0, "vae": ["ckpt", 2]}},
+        })
+        prompt["sample"]["inputs"].update(positive=["apply", 0], negative=["apply", 1])
+    return prompt
+
+
 # Official file names in the shipped workflows -> the random test models.
 TEST_NAMES = {
     "mm_sd_v15_v2.ckpt": "mm_v2_random.safetensors",
     "v3_sd15_mm.ckpt": "mm_v3_random.safetensors",
     "v2_lora_ZoomIn.ckpt": "v2_lora_ZoomIn_random.safetensors",
     "v3_sd15_adapter.ckpt": "v3_sd15_adapter_random.safetensors",
+    "v3_sd15_sparsectrl_rgb.ckpt": "sparsectrl_rgb_random.safetensors",
+    "v3_sd15_sparsectrl_scribble.ckpt": "sparsectrl_scribble_random.safetensors",
 }
 
 
 TRAINED_LORA = "trained_by_tests/workflow"
+TEST_IMAGE = "keyframe.png"  # written into the test server's input folder (keyframes, scribbles)
 LONGEST_TEST_VIDEO = 24
 
 
@@ -163,6 +203,8 @@ def on_test_models(prompt: dict, video_file: str) -> dict:
             inputs["control_net_name"] = CONTROLNET
         elif kind == "LoadVideo":
             inputs["file"] = video_file
+        elif kind == "LoadImage":
+            inputs["image"] = TEST_IMAGE
         elif kind == "EmptyLatentImage":  # long videos: still several windows (48/100 frames run in test_graph)
             inputs.update(width=32, height=32, batch_size=min(inputs["batch_size"], LONGEST_TEST_VIDEO))
         elif kind == "KSampler":

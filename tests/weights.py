@@ -17,6 +17,7 @@ def cached(path: Path) -> Path:
     return path
 CHECKPOINT = "sd15_random.safetensors"
 CONTROLNET = "controlnet_sd15_random.safetensors"
+SPARSECTRL = {"rgb": "sparsectrl_rgb_random.safetensors", "scribble": "sparsectrl_scribble_random.safetensors"}
 MOTION_MODULES = {"mm_v3_random.safetensors": "v3", "mm_v2_random.safetensors": "v2",
                   "mm_v1_random.safetensors": "v1", "mm_sdxl_random.safetensors": "sdxl"}
 
@@ -40,6 +41,8 @@ def write_all() -> Path:
         motion_module_path(name)
     motion_lora_path()
     adapter_path()
+    for kind in SPARSECTRL:
+        sparsectrl_path(kind)
     return MODELS_DIR
 
 
@@ -77,6 +80,31 @@ def adapter_path() -> Path:
     return write_from_manifest(cached(MODELS_DIR / "animatediff_models" / "v3_sd15_adapter_random.safetensors"), "v3_sd15_adapter", 6)
 
 
+def sparsectrl_path(kind: str, seed: int = 7) -> Path:
+    """A full-size random SparseCtrl in the official layout (the manifest's keys and shapes, pe buffers included), fp16."""
+    import math
+
+    import safetensors.torch
+    import torch
+    from animdiff.motion_module.attention import sinusoidal_encoding
+    from manifests import manifest
+    from random_weights import random_tensors
+
+    path = MODELS_DIR / "controlnet" / SPARSECTRL[kind]
+    if not path.exists():
+        shapes = manifest(f"v3_sd15_sparsectrl_{kind}")["keys"]
+        tensors = random_tensors({k: s for k, s in shapes.items() if not k.endswith(".pe")}, seed + len(kind))
+        tensors.update({k: sinusoidal_encoding(s[1], s[2]).half() for k, s in shapes.items() if k.endswith(".pe")})
+        gen = torch.Generator().manual_seed(seed)  # the condition encoder fan-in scaled too, so keyframes carry through it
+        tensors.update({k: (torch.randn(s, generator=gen) / math.prod(s[1:]) ** 0.5).half()
+                        for k, s in shapes.items() if k.startswith("controlnet_cond_embedding.") and len(s) == 4})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        safetensors.torch.save_file(tensors, tmp)
+        tmp.rename(path)
+    return path
+
+
 def write_test_video(path: Path, frames: int = 24, size: int = 32) -> Path:
     """A small moving-gradient clip for video-to-video graphs (the image sequence they load)."""
     import av
@@ -93,4 +121,16 @@ def write_test_video(path: Path, frames: int = 24, size: int = 32) -> Path:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    return path
+
+
+def write_test_image(path: Path, size: int = 64) -> Path:
+    """A small picture (a bright disc on a gradient) for the keyframe and scribble inputs of shipped workflows."""
+    import numpy as np
+    from PIL import Image
+
+    y, x = np.mgrid[0:size, 0:size] / size
+    disc = ((x - 0.5) ** 2 + (y - 0.4) ** 2 < 0.05).astype(np.float32)
+    image = np.stack([x, y, 1 - x], axis=-1) * 0.6 + disc[..., None] * 0.4
+    Image.fromarray((image * 255).astype(np.uint8)).save(path)
     return path
