@@ -9,7 +9,7 @@ import torch
 from ..errors import BaseModelError, FramesError, OptionsError
 from ..sampling import schedules
 from ..sampling.context import ContextOptions
-from ..sampling.windowed import use_context_windows
+from ..sampling.windowed import motion_views, use_context_windows
 from .injection import motion_injected, placements
 from .loader import LoadedMotionModule
 
@@ -23,11 +23,13 @@ class MotionWrapper:
     ``model_options`` (some ComfyUI versions make them) must not duplicate.
     """
 
-    def __init__(self, motion: LoadedMotionModule, scale: float, sigma_start: float, sigma_end: float):
+    def __init__(self, motion: LoadedMotionModule, scale: float, sigma_start: float, sigma_end: float,
+                 views: ContextOptions | None = None):
         self.motion = motion
         self.scale = scale
         self.sigma_start = sigma_start
         self.sigma_end = sigma_end
+        self.views = views  # context options whose windows only the motion modules use
 
     def __deepcopy__(self, memo):
         return self
@@ -49,12 +51,13 @@ class MotionWrapper:
             raise FramesError(f"a batch of {x.shape[0]} latents does not split into {videos} videos (conds) of equal length")
         frames = x.shape[0] // videos
         limit = self.motion.config.max_frames
-        if frames > limit:
+        views = motion_views(frames, self.views, transformer_options) if self.views else None
+        if frames > limit and views is None:
             raise FramesError(
                 f"{frames} frames in one pass, but {self.motion.describe()} has positional encodings for at most "
                 f"{limit}. Connect AnimDiffContextOptions to AnimDiffApplyMotionModule to sample in windows of {min(16, limit)}."
             )
-        with motion_injected(executor.class_obj, self.motion.model, frames, self.scale):
+        with motion_injected(executor.class_obj, self.motion.model, frames, self.scale, views):
             return call()
 
 
@@ -88,9 +91,10 @@ def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion: LoadedM
     if sampling is not None:
         animated.add_object_patch("model_sampling", sampling)
     ms = animated.get_model_object("model_sampling")
-    wrapper = MotionWrapper(motion, motion_scale, ms.percent_to_sigma(start_percent), ms.percent_to_sigma(end_percent))
+    views = context_options if context_options and context_options.views else None
+    wrapper = MotionWrapper(motion, motion_scale, ms.percent_to_sigma(start_percent), ms.percent_to_sigma(end_percent), views)
     animated.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, KEY, wrapper)
     animated.set_additional_models(KEY, [motion.patcher])
-    if context_options:
+    if context_options and not views:
         use_context_windows(animated, context_options)
     return animated
