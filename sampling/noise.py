@@ -11,7 +11,8 @@ h, w)`` use their frame axis) is rewritten before sampling starts:
   earlier, so every window starts from a shuffle of the first window's noise. This is diffusers'
   ``shuffle_context`` (``_prepare_latents_free_noise``), same permutations for the same generator.
 - ``mixed``: ``ε_i = √(1-w)·ε_i + √w·η``, one extra noise frame ``η`` shared by all frames: each frame
-  still has unit variance and any two frames are correlated by ``w``.
+  still has unit variance and any two frames are correlated by ``w``. ``η`` is the frame after the last
+  one of the seed's noise stream (independent of the sampler's noise, which ComfyUI draws from that seed).
 
 Disabled noise (all zeros, e.g. ``KSamplerAdvanced`` with ``add_noise`` off) stays zeros.
 """
@@ -84,7 +85,8 @@ def initial_noise(noise: torch.Tensor, options: NoiseOptions, seed: int | None) 
     elif options.noise_type == "FreeNoise":
         out = free_noise(x.cpu(), options.context_length, options.stride, generator).to(x)
     else:  # mixed
-        shared = torch.randn(x.shape[1:], generator=generator).to(x)
+        # one frame past the sampler's: ComfyUI draws its noise from this seed, so η must not be its frame 0
+        shared = torch.randn((frames + 1, *x.shape[1:]), generator=generator)[-1].to(x)
         out = math.sqrt(1.0 - options.weight) * x + math.sqrt(options.weight) * shared
     return frames_back(out, noise.ndim)
 

@@ -130,3 +130,11 @@ def test_frequency_mixing_equals_diffusers():
     low_pass = low_pass_filter(10, 8, 8, FreeInitOptions(filter="gaussian"))
     torch.testing.assert_close(mix_frequencies(x, noise, low_pass), FreeInitMixin._apply_freq_filter(None, x, noise, low_pass),
                                rtol=0, atol=1e-6)
+
+
+def test_mixed_shared_noise_is_independent_of_the_samplers_noise_from_the_same_seed():
+    """ComfyUI's KSampler draws its noise with torch.manual_seed(seed): the shared frame must not be one of those frames."""
+    noise = torch.randn(16, 4, 32, 32, generator=torch.Generator().manual_seed(11))
+    mixed = initial_noise(noise, NoiseOptions("mixed", weight=0.5), seed=11)
+    correlation = frame_correlation(mixed)
+    assert abs(float(correlation[0, 1:].mean()) - float(correlation[1, 2:].mean())) < 0.05
