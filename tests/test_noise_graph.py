@@ -7,7 +7,7 @@ import time
 import safetensors.torch
 import torch
 from comfy_server import output_files
-from graphs import load_workflow, node_of, on_test_models, small_txt2vid
+from graphs import load_workflow, node_of, on_test_models, small_txt2vid, validation_errors
 from PIL import Image
 from weights import CHECKPOINT
 
@@ -83,3 +83,9 @@ def test_interrupt_during_the_second_pass_stops_sampling(server):
     messages = [kind for kind, _ in history[prompt_id]["status"]["messages"]]
     assert "execution_interrupted" in messages and "execution_success" not in messages
     assert "AnimDiff FreeInit: pass 3 of 3" not in server.log()[seen:]
+
+
+def test_context_options_saved_before_views_existed_stay_valid(server):
+    prompt = on_test_models(load_workflow("long_video_64f.api.json"), "input.mp4")
+    del node_of(prompt, "AnimDiffContextOptions")["inputs"]["views"]
+    assert validation_errors(prompt, server.get("/object_info")) == []
