@@ -5,7 +5,9 @@ h, w)`` use their frame axis) is rewritten before sampling starts:
 
 - ``default``: unchanged.
 - ``constant``: every frame gets frame 0's noise (``ε_i = ε_0``).
-- ``repeated_context``: the first window's noise repeated (``ε_i = ε_{i mod L}``).
+- ``repeated_context``: the first window's noise repeated (``ε_i = ε_{i mod L}``). (diffusers' ``repeat_context``
+  is no reference: its ``_prepare_latents_free_noise`` compares the context length with the string
+  ``"repeat_context"``, so it draws noise for every frame and repeats nothing.)
 - ``FreeNoise`` (Qiu et al., arXiv 2310.15169, "noise rescheduling"): the first ``L`` frames keep their
   noise; every later chunk of ``stride`` frames is a random permutation of the chunk ``L`` frames
   earlier, so every window starts from a shuffle of the first window's noise. This is diffusers'
