@@ -32,14 +32,15 @@ from .transformer import MotionModule
 class MotionModuleSlot(nn.Module):
     """Stand-in layer for one motion module. Holds no parameters of its own."""
 
-    def __init__(self, module: MotionModule, frames: int, scale):
+    def __init__(self, module: MotionModule, frames: int, scale, views=None):
         super().__init__()
         self.__dict__["module"] = module  # not a child: its weights belong to the motion model's patcher
         self.frames = frames
         self.scale = scale  # a float, or a callable giving the per-frame/per-pixel scale at x's size
+        self.views = views
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (b f) c h w
-        return self.module(x, self.frames, self.scale(x) if callable(self.scale) else self.scale)
+        return self.module(x, self.frames, self.scale(x) if callable(self.scale) else self.scale, self.views)
 
 
 @dataclass(frozen=True)
@@ -103,12 +104,12 @@ def cross_frame_norm_hooks(norm: nn.Module, frames: int) -> list:
 
 
 @contextlib.contextmanager
-def motion_injected(unet, motion: MotionModel, frames: int, scale):
-    """Within the block, ``unet`` runs ``motion``'s modules on videos of ``frames`` frames."""
+def motion_injected(unet, motion: MotionModel, frames: int, scale, views=None):
+    """Within the block, ``unet`` runs ``motion``'s modules on videos of ``frames`` frames (in ``views``' windows if given)."""
     inserted, hooks = [], []
     try:
         for place in placements(unet, motion.config):
-            slot = MotionModuleSlot(motion.module_at(place.key), frames, scale)
+            slot = MotionModuleSlot(motion.module_at(place.key), frames, scale, views)
             place.block.insert(place.index, slot)
             inserted.append((place.block, slot))
         if motion.config.image_norm_across_frames:

@@ -10,7 +10,7 @@ from ..errors import BaseModelError, FramesError, OptionsError
 from ..sampling import schedules
 from ..sampling.context import ContextOptions
 from ..sampling.window_params import frames_of_call
-from ..sampling.windowed import use_context_windows
+from ..sampling.windowed import motion_views, use_context_windows
 from .injection import motion_injected, placements
 from .loader import LoadedMotionModule
 from .strength import MotionKeyframe, MotionStrength
@@ -25,11 +25,13 @@ class MotionWrapper:
     ``model_options`` (some ComfyUI versions make them) must not duplicate.
     """
 
-    def __init__(self, motion: LoadedMotionModule, strength: MotionStrength, sigma_start: float, sigma_end: float):
+    def __init__(self, motion: LoadedMotionModule, strength: MotionStrength, sigma_start: float, sigma_end: float,
+                 views: ContextOptions | None = None):
         self.motion = motion
         self.strength = strength
         self.sigma_start = sigma_start
         self.sigma_end = sigma_end
+        self.views = views  # context options whose windows only the motion modules use
 
     def __deepcopy__(self, memo):
         return self
@@ -49,12 +51,13 @@ class MotionWrapper:
         if x.shape[0] % videos:
             raise FramesError(f"a batch of {x.shape[0]} latents does not split into {videos} videos (conds) of equal length")
         limit = self.motion.config.max_frames
-        if frames > limit:
+        views = motion_views(frames, self.views, transformer_options) if self.views else None
+        if frames > limit and views is None:
             raise FramesError(
                 f"{frames} frames in one pass, but {self.motion.describe()} has positional encodings for at most "
                 f"{limit}. Connect AnimDiffContextOptions to AnimDiffApplyMotionModule to sample in windows of {min(16, limit)}."
             )
-        with motion_injected(executor.class_obj, self.motion.model, frames, scale):
+        with motion_injected(executor.class_obj, self.motion.model, frames, scale, views):
             return call()
 
 
@@ -94,9 +97,10 @@ def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion: LoadedM
     animated = model.clone()
     if sampling is not None:
         animated.add_object_patch("model_sampling", sampling)
-    wrapper = MotionWrapper(motion, strength, ms.percent_to_sigma(start_percent), ms.percent_to_sigma(end_percent))
+    views = context_options if context_options and context_options.views else None
+    wrapper = MotionWrapper(motion, strength, ms.percent_to_sigma(start_percent), ms.percent_to_sigma(end_percent), views)
     animated.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, KEY, wrapper)
     animated.set_additional_models(KEY, [motion.patcher])
-    if context_options:
+    if context_options and not views:
         use_context_windows(animated, context_options)
     return animated

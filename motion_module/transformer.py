@@ -99,7 +99,19 @@ class MotionModule(nn.Module):
             config.ff_mult * channels, config.motion_norm_across_frames, operations, device, dtype,
         )
 
-    def forward(self, x: torch.Tensor, frames: int, scale: float | torch.Tensor = 1.0) -> torch.Tensor:
-        """``scale``: a float, or a tensor broadcasting to ``x`` (per frame/pixel, ``(b f) 1 h w``)."""
-        delta = self.temporal_transformer(x, frames)
+    def forward(self, x: torch.Tensor, frames: int, scale: float | torch.Tensor = 1.0, views=None) -> torch.Tensor:
+        """``scale``: a float, or a tensor broadcasting to ``x`` (per frame/pixel, ``(b f) 1 h w``).
+        ``views``: ``(frame index, fuse weight)`` windows to run the temporal transformer in (None: all frames)."""
+        delta = self.temporal_transformer(x, frames) if views is None else self.fused_views(x, frames, views)
         return x + delta if not torch.is_tensor(scale) and scale == 1.0 else x + scale * delta
+
+    def fused_views(self, x: torch.Tensor, frames: int, views) -> torch.Tensor:
+        """The temporal residual per window of frames, fused by the windows' weights. ``x``: ``(b f) c h w``."""
+        video = rearrange(x, "(b f) c h w -> b f c h w", f=frames)
+        fused = torch.zeros_like(video)
+        for index, weight in views:
+            index = index.to(x.device)
+            part = rearrange(video[:, index], "b v c h w -> (b v) c h w")
+            delta = rearrange(self.temporal_transformer(part, len(index)), "(b v) c h w -> b v c h w", v=len(index))
+            fused.index_add_(1, index, delta * weight.to(delta).view(1, -1, 1, 1, 1))
+        return rearrange(fused, "b f c h w -> (b f) c h w")

@@ -4,10 +4,10 @@ Type ids start with ``AnimDiff`` and never change: shared workflows depend on th
 """
 
 from ..motion_module import folders
-from . import context, keyframe, lora, motion, prompt, sparsectrl, train
+from . import context, keyframe, lora, motion, noise, prompt, sparsectrl, train
 
 folders.register()
 
-MODULES = [motion, context, lora, train, prompt, keyframe, sparsectrl]
+MODULES = [motion, context, lora, train, prompt, keyframe, sparsectrl, noise]
 NODE_CLASS_MAPPINGS = {node.__name__: node for module in MODULES for node in module.NODES}
 NODE_DISPLAY_NAME_MAPPINGS = {key: name for module in MODULES for key, name in module.DISPLAY_NAMES.items()}

@@ -43,10 +43,17 @@ class AnimDiffContextOptions:
                                                           "window edges. flat: plain average. gauss: Gaussian around the window centre. "
                                                           "relative: pyramid, but no fade at the first and last frames of the video."}),
             },
+            "optional": {
+                "views": ("BOOLEAN", {"default": False,
+                                      "tooltip": "Off: the whole model runs per window. On ('views'): the image layers see all frames at "
+                                                 "once and only the motion modules' temporal attention runs per window, fused with "
+                                                 "fuse_method (FreeNoise's window fusion). Memory is then the whole batch's for the image "
+                                                 "layers. Needs AnimDiffApplyMotionModule."}),
+            },
         }
 
-    def options(self, context_length, context_overlap, context_stride, closed_loop, schedule, fuse_method):
-        return (ContextOptions(context_length, context_overlap, context_stride, closed_loop, schedule, fuse_method),)
+    def options(self, context_length, context_overlap, context_stride, closed_loop, schedule, fuse_method, views=False):
+        return (ContextOptions(context_length, context_overlap, context_stride, closed_loop, schedule, fuse_method, views),)
 
 
 class AnimDiffApplyContextOptions:

@@ -16,6 +16,10 @@ Schedules (all cover every frame; windows never exceed ``context_length``):
 ``closed_loop``: windows continue past the last frame and wrap to the first, so the end of the
 video blends into its start. ``context_stride`` > 1 adds, for each ``k = 2, 4, …, 2^(stride-1)``,
 windows of frames spaced ``k`` apart, which tie distant parts of a long video together.
+
+``views`` (AnimateDiff-Evolved's view options, FreeNoise's window fusion in the temporal attention): the
+image layers run on all frames at once and only each motion module's temporal transformer runs per
+window, its residuals fused with the same weights.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class ContextOptions:
     closed_loop: bool = False
     schedule: str = "uniform"
     fuse_method: str = "pyramid"
+    views: bool = False  # window only the motion modules' temporal attention (image layers see every frame)
 
     def __post_init__(self):
         if self.context_length < 1:

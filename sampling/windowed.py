@@ -74,6 +74,17 @@ def current_step(timestep: torch.Tensor, model_options: dict) -> int:
     return max(int((sigmas.to(timestep.device) >= timestep.max()).sum()) - 1, 0)
 
 
+def motion_views(frames: int, options: ContextOptions, transformer_options: dict) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    """The windows of one UNet call for view-windowed motion modules: ``(frame index, fuse weight)`` per
+    window, or ``None`` when one window holds every frame (the motion modules then run unwindowed)."""
+    if frames <= options.context_length:
+        return None
+    sigma = transformer_options.get("sigmas")
+    step = 0 if sigma is None else current_step(sigma, {"transformer_options": transformer_options})
+    windows = context_windows(frames, options, step)
+    return [(torch.tensor(w), weight) for w, weight in zip(windows, fuse_weights(windows, frames, options.fuse_method), strict=True)]
+
+
 class WindowedEvaluation:
     """``CALC_COND_BATCH`` wrapper; immutable, so copies of ``model_options`` may share it."""
 
@@ -122,6 +133,9 @@ KEY = "animdiff_context"
 
 def use_context_windows(patcher, options: ContextOptions) -> None:
     """Make ``patcher`` (a clone the caller owns) evaluate in ``options``' windows."""
+    if options.views:
+        raise OptionsError("views window only the motion modules' temporal attention, and this MODEL has no motion module: "
+                           "turn views off, or connect the context options to AnimDiffApplyMotionModule")
     if patcher.get_wrappers(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, KEY):
         raise OptionsError("this MODEL already samples in context windows; apply context options once")
     patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, KEY, WindowedEvaluation(options))

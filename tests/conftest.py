@@ -84,3 +84,12 @@ def v3():
     from weights import motion_module_path
 
     return load_motion_module(motion_module_path("mm_v3_random.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One CPU thread: the machine is shared, and two contended threads make these small models several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

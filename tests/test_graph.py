@@ -22,7 +22,7 @@ from PIL import Image
 
 PACK_NODES = ["AnimDiffLoadMotionModule", "AnimDiffApplyMotionModule", "AnimDiffContextOptions", "AnimDiffApplyContextOptions",
               "AnimDiffMotionLoRA", "AnimDiffDomainAdapter", "AnimDiffTrainMotionLoRA", "AnimDiffPromptSchedule",
-              "AnimDiffMotionKeyframe", "AnimDiffLoadSparseCtrl"]
+              "AnimDiffMotionKeyframe", "AnimDiffLoadSparseCtrl", "AnimDiffNoise", "AnimDiffFreeInit"]
 
 
 def test_nodes_are_registered_with_descriptions_and_tooltips(server):

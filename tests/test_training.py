@@ -39,13 +39,7 @@ CONDS = (conditioning(1), conditioning(2))  # positive, negative for sampling
 OWN = schedules.MODEL_OWN
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One CPU thread: the machine is shared, and two contended threads make these small models several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def clips(frames: int = FRAMES) -> TrainingClips:
