@@ -68,7 +68,7 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     # Model management and sampling objects.
     T("comfy.model_management.get_torch_device", (), "motion_module.loader"),
     T("comfy.model_management.unet_offload_device", (), "motion_module.loader"),
-    T("comfy.model_management.unet_dtype", (), "motion_module.loader"),
+    T("comfy.model_management.unet_dtype", ("model_params", "weight_dtype"), "motion_module.loader, sparsectrl.loader"),
     T("comfy.model_management.throw_exception_if_processing_interrupted", (), "training (interrupt)"),
     T("comfy.model_management.load_models_gpu", ("models",), "training"),
     T("comfy.model_management.free_memory", ("memory_required", "device"), "training"),
@@ -90,6 +90,23 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy.utils.ProgressBar.__init__", ("total",), "training node"),
     T("comfy.utils.ProgressBar.update_absolute", ("value", "total"), "training node"),
     T("comfy.utils.unet_to_diffusers", ("unet_config",), "training (adapter keys)"),
+    # The noise and FreeInit (one OUTER_SAMPLE wrapper around the guider's whole sampling).
+    T("comfy.samplers.CFGGuider.outer_sample", ("noise", "latent_image", "sampler", "sigmas", "denoise_mask", "callback",
+                                                 "disable_pbar", "seed"), "sampling.start (OUTER_SAMPLE executor; class_obj is the guider)"),
+    T(f"{PATCHER}.remove_wrappers_with_key", ("wrapper_type", "key"), "sampling.start"),
+    # SparseCtrl: a ComfyUI ControlNet whose network is ComfyUI's ControlNet encoder with motion modules.
+    T("comfy.controlnet.ControlNet.__init__", ("control_model", "load_device", "manual_cast_dtype"), "sparsectrl.control"),
+    T("comfy.controlnet.ControlNet.get_control", ("x_noisy", "t", "cond", "batched_number", "transformer_options"), "sparsectrl.control"),
+    T("comfy.controlnet.ControlNet.copy", (), "sparsectrl.control"),
+    T("comfy.controlnet.ControlNet.pre_run", ("model", "percent_to_timestep_function"), "sparsectrl.control"),
+    T("comfy.controlnet.ControlNet.cleanup", (), "sparsectrl.control"),
+    T("comfy.cldm.cldm.ControlNet.__init__", ("hint_channels", "operations", "device", "dtype"), "sparsectrl.model"),
+    T("comfy.model_management.loaded_models", ("only_currently_used",), "sparsectrl.control (VAE-encoding keyframes mid-sampling)"),
+    T("comfy.model_management.cast_to_device", ("tensor", "device", "dtype"), "sparsectrl.control"),
+    T("comfy.model_management.unet_manual_cast", ("weight_dtype", "inference_device"), "sparsectrl.loader"),
+    T("comfy.ops.pick_operations", ("weight_dtype", "compute_dtype"), "sparsectrl.loader"),
+    T("comfy.utils.weight_dtype", ("sd",), "sparsectrl.loader"),
+    T("comfy.utils.common_upscale", ("samples", "width", "height", "upscale_method", "crop"), "sparsectrl.control (keyframe resize)"),
     # Model folders.
     T("folder_paths.models_dir", (), "nodes (folders)"),
     T("folder_paths.folder_names_and_paths", (), "nodes (folders)"),
