@@ -3,8 +3,7 @@
 Type ids start with ``AnimDiff`` and never change: shared workflows depend on them.
 """
 
-from ..motion_module import folders
-from . import context, lora, motion, train
+from . import context, folders, lora, motion, train
 
 folders.register()
 

@@ -6,28 +6,17 @@ import logging
 
 import comfy.model_management
 import comfy.utils
-import torch
 
-from ..motion_module.folders import MOTION_LORAS, output_path
-from ..motion_module.training import (
-    CAMERA_MOTIONS,
-    DEFAULT_RANK,
-    TrainConfig,
-    camera_motion,
-    clips_from_images,
-    encode_clips,
-    train,
-)
+from .folders import MOTION_LORAS, output_path
 from .motion import CATEGORY
 
-NO_CAMERA = "none (images are video frames)"
 
+def training():
+    """The training package, imported when the node is listed or runs, never when the pack loads: a change in
+    ComfyUI's training internals can then only affect this node, never the generation nodes."""
+    from .. import training as package
 
-def training_clips(images: torch.Tensor, frames: int, camera: str, speed: float) -> list[torch.Tensor]:
-    """IMAGE ``(N, H, W, 3)`` -> clips ``(frames, 3, H, W)``: consecutive frames, or one camera move per still."""
-    if camera == NO_CAMERA:
-        return clips_from_images(images, frames)
-    return [camera_motion(still, camera, speed, length=frames) for still in images[..., :3].movedim(-1, 1)]
+    return package
 
 
 class AnimDiffTrainMotionLoRA:
@@ -45,6 +34,7 @@ class AnimDiffTrainMotionLoRA:
 
     @classmethod
     def INPUT_TYPES(cls):
+        t = training()
         return {"required": {
             "model": ("MODEL", {"tooltip": "The SD1.5/SDXL checkpoint the clips are denoised with (frozen; not an animated model)."}),
             "motion_module": ("MOTION_MODULE", {"tooltip": "The motion module the LoRA is trained on (frozen), e.g. mm_sd_v15_v2."}),
@@ -52,7 +42,7 @@ class AnimDiffTrainMotionLoRA:
             "positive": ("CONDITIONING", {"tooltip": "Caption of the training clips (one for all)."}),
             "images": ("IMAGE", {"tooltip": "Video frames in order (cut into clips of `frames`), or still images when a camera motion is chosen."}),
             "lora_name": ("STRING", {"default": "my_motion_lora", "tooltip": "File name (without .safetensors) in models/animatediff_motion_lora."}),
-            "camera_motion": ([NO_CAMERA, *CAMERA_MOTIONS], {
+            "camera_motion": ([t.NO_CAMERA, *t.CAMERA_MOTIONS], {
                 "tooltip": "none: the images are video frames. Otherwise every image is a still turned into one clip by this camera move (kornia)."}),
             "camera_speed": ("FLOAT", {"default": 0.02, "min": 0.001, "max": 90.0, "step": 0.001, "tooltip":
                              "Per frame: pan/tilt in fractions of the frame, zoom as relative size change, roll in degrees."}),
@@ -60,7 +50,7 @@ class AnimDiffTrainMotionLoRA:
             "steps": ("INT", {"default": 500, "min": 1, "max": 100000, "tooltip": "Optimizer steps (the paper's MotionLoRAs: about 2000)."}),
             "learning_rate": ("FLOAT", {"default": 1e-4, "min": 1e-7, "max": 1e-1, "step": 1e-6, "round": False,
                                         "tooltip": "AdamW learning rate."}),
-            "rank": ("INT", {"default": DEFAULT_RANK["motion_lora"], "min": 1, "max": 512,
+            "rank": ("INT", {"default": t.DEFAULT_RANK["motion_lora"], "min": 1, "max": 512,
                              "tooltip": "LoRA rank; 64 like the official v2 MotionLoRAs (~38 MB in fp16)."}),
             "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": False,
                              "tooltip": "Same seed and inputs: the same LoRA (kept fixed between runs, so resuming works)."}),
@@ -74,9 +64,10 @@ class AnimDiffTrainMotionLoRA:
               learning_rate, rank, seed, checkpoint_every, resume, unique_id=None):
         path, name = output_path(MOTION_LORAS, lora_name, ".safetensors")
         state = path.with_name(path.stem + ".training-state")
-        config = TrainConfig(stage="motion_lora", steps=steps, learning_rate=learning_rate, rank=rank, seed=seed, frames=frames,
+        t = training()
+        config = t.TrainConfig(stage="motion_lora", steps=steps, learning_rate=learning_rate, rank=rank, seed=seed, frames=frames,
                              checkpoint_every=checkpoint_every)
-        clips = encode_clips(training_clips(images, frames, camera_motion, camera_speed), vae, conditioning=positive)
+        clips = t.encode_clips(t.training_clips(images, frames, camera_motion, camera_speed), vae, conditioning=positive)
         from server import PromptServer  # the running server's (importing it outside one fails)
 
         bar = comfy.utils.ProgressBar(steps)
@@ -89,7 +80,7 @@ class AnimDiffTrainMotionLoRA:
         resume_from = state if resume and state.is_file() else None
         if resume_from:
             logging.info("AnimDiff: resuming MotionLoRA training from %s", resume_from)
-        result = train(config, model, clips, motion_module, progress=progress, state_path=state, resume=resume_from)
+        result = t.train(config, model, clips, motion_module, progress=progress, state_path=state, resume=resume_from)
         result.save(path)
         return (result.apply(motion=motion_module, name=name), name)
 

@@ -6,9 +6,9 @@
     ... --still photo.png --camera zoom_in --speed 0.03 --caption "a street at night"   # one still, filmed
 
 Data: ``--data FOLDER`` holds videos, image-sequence folders and (with ``--camera``) stills, captions in
-``NAME.txt`` beside them or ``--caption`` (read by ``motion_module/training/data.py``); ``--clips-per-source``
+``NAME.txt`` beside them or ``--caption`` (read by ``training/data.py``); ``--clips-per-source``
 clips (random starts) are drawn from each with a generator seeded by ``--seed``. ``--still IMAGE`` films one
-image with ``--camera``/``--speed`` (``motion_module/training/augment.py``). Clips are encoded with the
+image with ``--camera``/``--speed`` (``training/augment.py``). Clips are encoded with the
 checkpoint's VAE and captions with its CLIP once, before training.
 
 Every ``--checkpoint-every`` steps the training state goes to ``--state`` (default ``OUT.state.pt``);
@@ -104,13 +104,13 @@ def read_clips(args: argparse.Namespace) -> tuple[list, list[str]]:
     camera = (args.camera, args.speed) if args.camera else None
     if args.still is not None:
         import numpy as np
-        from animdiff.motion_module.training.augment import camera_motion
+        from animdiff.training.augment import camera_motion
         from PIL import Image
 
         with Image.open(args.still) as image:
             still = torch.from_numpy(np.array(image.convert("RGB"))).movedim(-1, 0).float() / 255
         return [camera_motion(still, args.camera, args.speed, length=args.frames, size=size)], [args.caption]
-    from animdiff.motion_module.training.data import ClipDataset
+    from animdiff.training.data import ClipDataset
 
     dataset = ClipDataset(args.data, size, length=args.frames, frame_stride=args.frame_stride, caption=args.caption, camera=camera)
     pixels, captions = [], []
@@ -141,7 +141,7 @@ class ProgressPrinter:
 
 def run(args: argparse.Namespace, model, clip, vae, motion) -> Path:
     """Encode the data, train, save; returns the written file."""
-    from animdiff.motion_module.training import TrainConfig, encode_clips, train
+    from animdiff.training import TrainConfig, encode_clips, train
 
     config = TrainConfig(stage=args.stage, steps=args.steps, learning_rate=args.lr, rank=args.rank, seed=args.seed, frames=args.frames,
                          image_batch=args.image_batch, grad_accumulation=args.grad_accumulation, beta_schedule=args.beta_schedule,

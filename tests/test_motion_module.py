@@ -286,7 +286,7 @@ def test_manifest_files_are_the_shared_ones():
 
 def test_node_loads_safetensors_and_ckpt_from_a_registered_folder(tmp_path):
     import folder_paths
-    from animdiff.motion_module.folders import MOTION_MODELS
+    from animdiff.nodes.folders import MOTION_MODELS
     from animdiff.nodes.motion import AnimDiffLoadMotionModule
     from weights import motion_module_path
 
@@ -307,7 +307,7 @@ def test_node_loads_safetensors_and_ckpt_from_a_registered_folder(tmp_path):
 
 @pytest.mark.parametrize("name", ["../checkpoints/sd15.safetensors", "/etc/passwd", "", "missing.safetensors"])
 def test_names_outside_the_model_folders_are_refused(name):
-    from animdiff.motion_module.folders import MOTION_MODELS, resolve
+    from animdiff.nodes.folders import MOTION_MODELS, resolve
 
     with pytest.raises(FileError, match="not a file name inside the animatediff_models folders|not found in the animatediff_models folders"):
         resolve(MOTION_MODELS, name)

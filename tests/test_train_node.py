@@ -64,8 +64,7 @@ def test_a_lora_name_outside_the_folder_is_refused(server):
 
 
 def test_stills_become_one_camera_move_each():
-    from animdiff.motion_module.training import camera_motion
-    from animdiff.nodes.train import training_clips
+    from animdiff.training import camera_motion, training_clips
 
     stills = torch.rand(2, 64, 64, 3)
     clips = training_clips(stills, 8, "pan_left", 0.05)
@@ -77,14 +76,14 @@ def test_stills_become_one_camera_move_each():
 @pytest.mark.parametrize("name", ["../evil", "/abs/evil", "sub/", " ", "a/../../b"])
 def test_output_names_must_stay_in_the_folder(name):
     from animdiff.errors import FileError
-    from animdiff.motion_module.folders import MOTION_LORAS, output_path
+    from animdiff.nodes.folders import MOTION_LORAS, output_path
 
     with pytest.raises(FileError, match="not a file name inside the animatediff_motion_lora folders"):
         output_path(MOTION_LORAS, name, ".safetensors")
 
 
 def test_output_name_is_listed_relative_to_the_folder():
-    from animdiff.motion_module.folders import MOTION_LORAS, output_path
+    from animdiff.nodes.folders import MOTION_LORAS, output_path
 
     path, name = output_path(MOTION_LORAS, "sub/zoom", ".safetensors")
     assert name == "sub/zoom.safetensors" and path.as_posix().endswith("/sub/zoom.safetensors")

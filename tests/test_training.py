@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 import safetensors
 import torch
+from animdiff.image_model.domain_adapter import apply_domain_adapter
 from animdiff.motion_module import MotionModel, load_motion_module
 from animdiff.motion_module.checkpoint import read_state_dict
 from animdiff.motion_module.config import BASE_CHANNELS, official_config
-from animdiff.motion_module.domain_adapter import apply_domain_adapter
 from animdiff.motion_module.lora import apply_motion_lora, parse_motion_lora
 from animdiff.motion_module.patcher import apply_motion_module
-from animdiff.motion_module.training import TrainConfig, TrainingClips, clips_from_images, encode_clips, noise_prediction_loss, stages, train
 from animdiff.sampling import schedules
+from animdiff.training import TrainConfig, TrainingClips, clips_from_images, encode_clips, noise_prediction_loss, stages, train
 from manifests import manifest
 from random_weights import SD15_UNET
 from training_models import conditioning, frozen_snapshot, moving_square, small_motion, small_motion_config, small_sd15, tiny_clip, tiny_vae

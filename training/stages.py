@@ -29,17 +29,16 @@ import comfy.model_patcher
 import comfy.patcher_extension
 import comfy.utils
 import torch
-from comfy.weight_adapter.lora import LoraDiff
 from torch import nn
 
-from ...errors import TrainingError
-from ...sampling import schedules
-from ..attention import TemporalAttention
-from ..config import MotionModuleConfig
-from ..loader import LoadedMotionModule
-from ..model import MotionModel
-from ..patcher import KEY as MOTION_KEY
-from ..patcher import apply_motion_module
+from ..errors import TrainingError
+from ..motion_module.attention import TemporalAttention
+from ..motion_module.config import MotionModuleConfig
+from ..motion_module.loader import LoadedMotionModule
+from ..motion_module.model import MotionModel
+from ..motion_module.patcher import KEY as MOTION_KEY
+from ..motion_module.patcher import apply_motion_module
+from ..sampling import schedules
 
 STAGES = ("motion_lora", "domain_adapter", "motion_module")
 DEFAULT_RANK = {"motion_lora": 64, "domain_adapter": 128}  # the official v2_lora_* and v3_sd15_adapter files
@@ -88,8 +87,11 @@ def domain_adapter_targets(model: comfy.model_base.BaseModel) -> dict[str, str]:
     return dict(sorted(targets.items()))
 
 
-def lora_adapter(weight: torch.Tensor, rank: int, generator: torch.Generator) -> LoraDiff:
-    """A trainable ``W + up @ down`` for ``weight`` (out, in): ``up`` zero, ``down`` N(0, 1/rank²), float32."""
+def lora_adapter(weight: torch.Tensor, rank: int, generator: torch.Generator) -> nn.Module:
+    """A trainable ``W + up @ down`` for ``weight`` (out, in): ``up`` zero, ``down`` N(0, 1/rank²), float32 (ComfyUI's
+    training ``LoraDiff``, imported only when training runs)."""
+    from comfy.weight_adapter.lora import LoraDiff
+
     out_features, in_features = weight.shape
     down = torch.randn(rank, in_features, generator=generator) / rank
     up = torch.zeros(out_features, rank)

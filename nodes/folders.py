@@ -12,7 +12,7 @@ from pathlib import Path
 import folder_paths
 
 from ..errors import FileError
-from .checkpoint import EXTENSIONS
+from ..motion_module.checkpoint import EXTENSIONS
 
 PACK_DIR = Path(__file__).resolve().parent.parent
 MOTION_MODELS = "animatediff_models"

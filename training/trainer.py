@@ -37,11 +37,11 @@ import comfy.samplers
 import safetensors.torch
 import torch
 
-from ...errors import TrainingError, TrainingStateError
-from ...sampling import schedules
-from ..config import MotionModuleConfig
-from ..loader import LoadedMotionModule
-from ..model import MotionModel
+from ..errors import TrainingError, TrainingStateError
+from ..motion_module.config import MotionModuleConfig
+from ..motion_module.loader import LoadedMotionModule
+from ..motion_module.model import MotionModel
+from ..sampling import schedules
 from . import stages
 from .clips import TrainingClips
 
@@ -138,8 +138,8 @@ class TrainResult:
         """The trained weights as a graph value, through the pack's loaders: a MOTION_MODULE with the MotionLoRA at
         ``strength`` (``motion`` needed), a MODEL with the domain adapter at alpha ``strength`` (``model`` needed),
         or the trained motion module as a MOTION_MODULE."""
-        from ..domain_adapter import apply_domain_adapter
-        from ..lora import apply_motion_lora, parse_motion_lora
+        from ..image_model.domain_adapter import apply_domain_adapter
+        from ..motion_module.lora import apply_motion_lora, parse_motion_lora
 
         name = name or f"trained_{self.stage}"
         if self.stage == "motion_lora":
