@@ -10,7 +10,7 @@ import comfy.model_patcher
 import torch
 
 from ..errors import FileError
-from .checkpoint import read_state_dict
+from .checkpoint import content_hash, read_state_dict
 from .config import MotionModuleConfig
 from .layout import recognise
 from .model import MotionModel
@@ -39,6 +39,7 @@ def build_motion_model(state_dict: dict[str, torch.Tensor], source: str, version
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         raise FileError(source, f"does not match the {config.version} motion-module layout: " + "; ".join(problems[:5]) + more)
     model.load_state_dict(state_dict, strict=False)
+    model.content_hash = content_hash(state_dict)  # the weights as read, before any patching: a training state's identity
     return model.eval().requires_grad_(False)
 
 

@@ -10,6 +10,8 @@ import comfy.utils
 from .folders import MOTION_LORAS, output_path
 from .motion import CATEGORY
 
+STATE_SUFFIX = ".training-state"  # LORA_NAME.training-state beside LORA_NAME.safetensors
+
 
 def training():
     """The training package, imported when the node is listed or runs, never when the pack loads: a change in
@@ -41,7 +43,8 @@ class AnimDiffTrainMotionLoRA:
             "vae": ("VAE", {"tooltip": "Encodes the training frames to latents."}),
             "positive": ("CONDITIONING", {"tooltip": "Caption of the training clips (one for all)."}),
             "images": ("IMAGE", {"tooltip": "Video frames in order (cut into clips of `frames`), or still images when a camera motion is chosen."}),
-            "lora_name": ("STRING", {"default": "my_motion_lora", "tooltip": "File name (without .safetensors) in models/animatediff_motion_lora."}),
+            "lora_name": ("STRING", {"default": "my_motion_lora", "tooltip": "File name (without .safetensors) in models/animatediff_motion_lora; "
+                                                                     "an existing file is never replaced unless overwrite is on."}),
             "camera_motion": ([t.NO_CAMERA, *t.CAMERA_MOTIONS], {
                 "tooltip": "none: the images are video frames. Otherwise every image is a still turned into one clip by this camera move (kornia)."}),
             "camera_speed": ("FLOAT", {"default": 0.02, "min": 0.001, "max": 90.0, "step": 0.001, "tooltip":
@@ -50,7 +53,7 @@ class AnimDiffTrainMotionLoRA:
             "steps": ("INT", {"default": 500, "min": 1, "max": 100000, "tooltip": "Optimizer steps (the paper's MotionLoRAs: about 2000)."}),
             "learning_rate": ("FLOAT", {"default": 1e-4, "min": 1e-7, "max": 1e-1, "step": 1e-6, "round": False,
                                         "tooltip": "AdamW learning rate."}),
-            "rank": ("INT", {"default": t.DEFAULT_RANK["motion_lora"], "min": 1, "max": 512,
+            "rank": ("INT", {"default": t.STAGES["motion_lora"].rank, "min": 1, "max": 512,
                              "tooltip": "LoRA rank; 64 like the official v2 MotionLoRAs (~38 MB in fp16)."}),
             "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": False,
                              "tooltip": "Same seed and inputs: the same LoRA (kept fixed between runs, so resuming works)."}),
@@ -58,13 +61,18 @@ class AnimDiffTrainMotionLoRA:
                                          "tooltip": "Steps between training-state saves (0: only at the end)."}),
             "resume": ("BOOLEAN", {"default": True, "tooltip": "Continue from this lora_name's training state if there is one "
                                                                  "(same settings), e.g. after an interrupted run."}),
+        }, "optional": {
+            "overwrite": ("BOOLEAN", {"default": False, "tooltip": "Replace an existing lora_name file that this run did not "
+                                                                   "write (off: such a file is refused, so no download is lost)."}),
         }, "hidden": {"unique_id": "UNIQUE_ID"}}
 
     def train(self, model, motion_module, vae, positive, images, lora_name, camera_motion, camera_speed, frames, steps,
-              learning_rate, rank, seed, checkpoint_every, resume, unique_id=None):
-        path, name = output_path(MOTION_LORAS, lora_name, ".safetensors")
-        state = path.with_name(path.stem + ".training-state")
+              learning_rate, rank, seed, checkpoint_every, resume, overwrite=False, unique_id=None):
+        path, name = output_path(MOTION_LORAS, lora_name, ".safetensors", input_name="lora_name", beside=(STATE_SUFFIX,))
+        state = path.with_name(path.name.removesuffix(".safetensors") + STATE_SUFFIX)
         t = training()
+        resume_from = t.TrainingState.read(state) if resume and state.is_file() else None
+        t.check_replaceable(path, resume_from, overwrite, f"lora_name {name}")
         config = t.TrainConfig(stage="motion_lora", steps=steps, learning_rate=learning_rate, rank=rank, seed=seed, frames=frames,
                              checkpoint_every=checkpoint_every)
         clips = t.encode_clips(t.training_clips(images, frames, camera_motion, camera_speed), vae, conditioning=positive)
@@ -77,12 +85,11 @@ class AnimDiffTrainMotionLoRA:
             bar.update_absolute(p.step, p.steps)
             PromptServer.instance.send_progress_text(f"step {p.step}/{p.steps}  loss {p.loss:.5f}", unique_id)
 
-        resume_from = state if resume and state.is_file() else None
         if resume_from:
-            logging.info("AnimDiff: resuming MotionLoRA training from %s", resume_from)
+            logging.info("AnimDiff: resuming MotionLoRA training from %s", state)
         result = t.train(config, model, clips, motion_module, progress=progress, state_path=state, resume=resume_from)
         result.save(path)
-        return (result.apply(motion=motion_module, name=name), name)
+        return (result.motion_module(motion_module, name=name), name)
 
 
 NODES = [AnimDiffTrainMotionLoRA]

@@ -25,13 +25,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run with PYTHONSAFEPATH: add only scripts/
 from pack_import import import_pack  # noqa: E402
 
-STAGES = ("motion_lora", "domain_adapter", "motion_module")
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    import_pack()
+    import animdiff.training as training  # the stages, precisions and dtypes the trainer knows
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[1:]))
-    parser.add_argument("--stage", choices=STAGES, required=True)
+    parser.add_argument("--stage", choices=list(training.STAGES), required=True)
     parser.add_argument("--checkpoint", type=Path, required=True, help="SD1.5/SDXL checkpoint file (UNet, CLIP, VAE)")
     parser.add_argument("--motion-module", type=Path, help="motion module file: the base of a MotionLoRA, or one to fine-tune")
     parser.add_argument("--version", default="v3", help="architecture of a new motion module (motion_module stage without "
@@ -48,26 +48,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=16, help="frames per training clip")
     parser.add_argument("--frame-stride", type=int, default=1)
     parser.add_argument("--clips-per-source", type=int, default=1)
-    parser.add_argument("--out", type=Path, required=True, help="the .safetensors file to write")
+    parser.add_argument("--out", type=Path, required=True, help="the .safetensors file to write (an existing file only with "
+                                                                "--overwrite, or when resuming the run that wrote it)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--rank", type=int, help="LoRA rank (default 64 for motion_lora, 128 for domain_adapter)")
+    ranks = ", ".join(f"{stage.rank} for {name}" for name, stage in training.STAGES.items() if stage.rank)
+    parser.add_argument("--rank", type=int, help=f"LoRA rank (default {ranks})")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grad-accumulation", type=int, default=1)
     parser.add_argument("--image-batch", type=int, default=4, help="frames per step of the domain adapter")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
+    parser.add_argument("--precision", choices=training.PRECISIONS, default="auto")
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--beta-schedule", default="autoselect")
-    parser.add_argument("--save-dtype", choices=("fp16", "bf16", "fp32"), default="fp16")
+    parser.add_argument("--save-dtype", choices=list(training.DTYPES), default="fp16")
     parser.add_argument("--checkpoint-every", type=int, default=0, help="steps between training-state files")
     parser.add_argument("--state", type=Path, help="training-state file (default OUT.state.pt)")
     parser.add_argument("--resume", type=Path, help="training-state file to continue from")
     parser.add_argument("--log-every", type=int, default=10)
     args = parser.parse_args(argv)
-    if args.stage == "motion_lora" and args.motion_module is None:
-        parser.error("--stage motion_lora needs --motion-module (the module the MotionLoRA is for)")
-    if args.stage == "domain_adapter" and args.motion_module is not None:
-        parser.error("--stage domain_adapter trains the image model alone; drop --motion-module")
+    stage = training.STAGES[args.stage]
+    if stage.motion == "required" and args.motion_module is None:
+        parser.error(f"--stage {stage} needs --motion-module (the module the {stage} is for)")
+    if stage.motion == "none" and args.motion_module is not None:
+        parser.error(f"--stage {stage} trains the image model alone; drop --motion-module")
     if args.still is not None and args.camera is None:
         parser.error("--still needs --camera: a still has no motion of its own")
     if args.out.suffix.lower() != ".safetensors":
@@ -141,8 +145,10 @@ class ProgressPrinter:
 
 def run(args: argparse.Namespace, model, clip, vae, motion) -> Path:
     """Encode the data, train, save; returns the written file."""
-    from animdiff.training import TrainConfig, encode_clips, train
+    from animdiff.training import TrainConfig, TrainingState, check_replaceable, encode_clips, train
 
+    resume = TrainingState.read(args.resume) if args.resume else None
+    check_replaceable(args.out, resume, args.overwrite, "--out")  # before any work
     config = TrainConfig(stage=args.stage, steps=args.steps, learning_rate=args.lr, rank=args.rank, seed=args.seed, frames=args.frames,
                          image_batch=args.image_batch, grad_accumulation=args.grad_accumulation, beta_schedule=args.beta_schedule,
                          precision=args.precision, gradient_checkpointing=args.gradient_checkpointing,
@@ -152,7 +158,7 @@ def run(args: argparse.Namespace, model, clip, vae, motion) -> Path:
     clips = encode_clips(pixels, vae, captions=captions, clip=clip)
     what = f"{args.stage}" + (f" rank {config.rank}" if config.rank else "") + f", {config.steps} steps, lr {config.learning_rate:g}"
     print(f"training {what}" + (f", resuming from {args.resume}" if args.resume else ""), flush=True)
-    result = train(config, model, clips, motion, progress=ProgressPrinter(args.log_every), state_path=args.state, resume=args.resume)
+    result = train(config, model, clips, motion, progress=ProgressPrinter(args.log_every), state_path=args.state, resume=resume)
     path = result.save(args.out)
     print(f"saved {path} ({len(result.tensors)} tensors); training state {args.state}", flush=True)
     return path
@@ -160,7 +166,6 @@ def run(args: argparse.Namespace, model, clip, vae, motion) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    import_pack()
     run(args, *load_models(args))
 
 

@@ -153,7 +153,7 @@ def test_motion_module_file_loads_through_the_loader_and_changes_the_sampled_out
     plain = sample(model)
     assert torch.equal(sample(apply_motion_module(model, new, OWN)), plain)  # the new module's zero output: the identity
     assert (sample(apply_motion_module(model, trained, OWN)) - plain).abs().max() > 1e-3
-    assert torch.equal(sample(apply_motion_module(model, result.apply(), OWN)), sample(apply_motion_module(model, trained, OWN)))
+    assert torch.equal(sample(apply_motion_module(model, result.motion_module(), OWN)), sample(apply_motion_module(model, trained, OWN)))
 
 
 # ---------------------------------------------------------------- resume and determinism
@@ -296,7 +296,7 @@ def test_refuses_what_it_cannot_train(models):
 def test_motion_lora_layout_is_the_official_v2_lora_layout():
     motion = MotionModel(official_config("v2"), device="meta")
     patcher = comfy.model_patcher.ModelPatcher(motion, torch.device("cpu"), torch.device("cpu"))
-    parameters = stages.attach_loras(patcher, stages.motion_lora_targets(motion), stages.DEFAULT_RANK["motion_lora"],
+    parameters = stages.attach_loras(patcher, stages.motion_lora_targets(motion), stages.STAGES["motion_lora"].rank,
                                         torch.Generator(), torch.device("cpu"))
     assert {k: list(v.shape) for k, v in parameters.items()} == manifest("v2_lora_ZoomIn")["keys"]
 
@@ -307,7 +307,7 @@ def test_domain_adapter_layout_is_the_v3_sd15_adapter_layout():
     unet = {**SD15_UNET, "use_temporal_attention": False}
     model = comfy.model_base.BaseModel(comfy.supported_models.SD15(unet), device="meta")
     patcher = comfy.model_patcher.ModelPatcher(model, torch.device("cpu"), torch.device("cpu"))
-    parameters = stages.attach_loras(patcher, stages.domain_adapter_targets(model), stages.DEFAULT_RANK["domain_adapter"],
+    parameters = stages.attach_loras(patcher, stages.domain_adapter_targets(model), stages.STAGES["domain_adapter"].rank,
                                         torch.Generator(), torch.device("cpu"))
     assert {k: list(v.shape) for k, v in parameters.items()} == manifest("v3_sd15_adapter")["keys"]
 
