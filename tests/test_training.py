@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import safetensors
 import torch
+from animdiff.errors import TrainingStateError
 from animdiff.image_model.domain_adapter import apply_domain_adapter
 from animdiff.motion_module import MotionModel, load_motion_module
 from animdiff.motion_module.checkpoint import read_state_dict
@@ -207,6 +208,48 @@ def test_resume_refuses_other_settings(models, tmp_path):
     other_caption = TrainingClips.from_latents(clips().latents, conditioning(2))
     with pytest.raises(ValueError, match="state.pt: was trained on other clips or captions"):
         train(config("domain_adapter", steps=2), model, other_caption, None, resume=state)
+
+
+def test_resume_refuses_another_motion_module_of_the_same_shapes(models, tmp_path):
+    model, motion = models
+    state = tmp_path / "state.pt"
+    train(config("motion_lora", steps=1), model, clips(), motion, state_path=state)
+    other = small_motion(mult=MULT, seed=9)  # same layout, other weights
+    with pytest.raises(TrainingStateError, match=r"state.pt: was trained on another motion module \(small_v3.safetensors .*; now "
+                                                 r"small_v3.safetensors .*: other weights\): start a new run: delete the state file or "
+                                                 "turn resume off"):
+        train(config("motion_lora", steps=2), model, clips(), other, resume=state)
+    resumed = train(config("motion_lora", steps=2), model, clips(), motion, resume=state)  # the same module resumes
+    assert len(resumed.losses) == 2
+
+
+def test_every_training_state_error_names_the_file_and_what_to_do(models, tmp_path):
+    model, _ = models
+    state = tmp_path / "state.pt"
+    train(config("domain_adapter", steps=1), model, clips(), None, state_path=state)
+    good = torch.load(state, weights_only=True)
+    fix = "start a new run: delete the state file or turn resume off"
+
+    def refused(contents_or_bytes, why: str):
+        path = tmp_path / "damaged.pt"
+        if isinstance(contents_or_bytes, bytes):
+            path.write_bytes(contents_or_bytes)
+        else:
+            torch.save(contents_or_bytes, path)
+        with pytest.raises(TrainingStateError, match=rf"damaged.pt: {why}.*{fix}"):
+            train(config("domain_adapter", steps=2), model, clips(), None, resume=path)
+
+    refused(np.random.default_rng(0).bytes(4096), "not a training state: not a weights file at all")
+    refused(state.read_bytes()[:2000], "cannot be read, truncated or not a training state")
+    refused({"format": "something else"}, "not an AnimDiff training state")
+    refused({**good, "version": 1}, r"written by another version of the pack \(state version 1, this one reads 2\)")
+    refused({k: v for k, v in good.items() if k != "config"}, "incomplete: no config")
+    nan = {**good, "parameters": {k: v.clone() for k, v in good["parameters"].items()}}
+    first = sorted(nan["parameters"])[0]
+    nan["parameters"][first][0, 0] = float("nan")
+    refused(nan, rf"tensor parameters.{first} holds NaN values.*the run diverged or the file is damaged")
+    with pytest.raises(TrainingStateError, match=rf"missing.pt: not found: {fix}"):
+        train(config("domain_adapter", steps=2), model, clips(), None, resume=tmp_path / "missing.pt")
 
 
 # ---------------------------------------------------------------- the objective

@@ -22,7 +22,7 @@ import safetensors
 import torch
 
 from ..errors import FileError, NonFiniteError, TrainingStateError
-from ..motion_module.checkpoint import check_finite, first_line
+from ..motion_module.checkpoint import check_finite, first_line, has_signature
 
 FORMAT = "animdiff-training-state"
 VERSION = 2  # 2: the run's identity (motion module hash, run id)
@@ -57,12 +57,15 @@ class TrainingState:
     def read(cls, path: str | Path) -> TrainingState:
         """Load and check a state file (only tensors and plain values are read: ``weights_only``)."""
         path = Path(path)
+        if not path.is_file():
+            raise TrainingStateError(path, f"not found: {START_OVER}")
+        if not has_signature(path, ".pt"):
+            raise TrainingStateError(path, f"not a training state: not a weights file at all (no PyTorch zip or pickle signature); "
+                                           f"{START_OVER}")
         try:
             contents = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise TrainingStateError(path, f"not found: {START_OVER}") from None
-        except pickle.UnpicklingError as err:
-            raise TrainingStateError(path, f"not a training state, it holds more than weights ({first_line(err)[:120]}); "
+        except pickle.UnpicklingError:
+            raise TrainingStateError(path, f"not a training state: it holds objects other than weights, which could run code; "
                                            f"{START_OVER}") from None
         except Exception as err:  # noqa: BLE001  damaged bytes make the readers fail in arbitrary ways
             raise TrainingStateError(path, f"cannot be read, truncated or not a training state ({first_line(err)[:120]}); "
