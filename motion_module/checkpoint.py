@@ -13,6 +13,7 @@ import hashlib
 import os
 import pickle
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from ..errors import FileError, NonFiniteError
 SAFETENSORS = {".safetensors", ".sft"}
 PICKLE = {".ckpt", ".pt", ".pth", ".bin"}
 EXTENSIONS = SAFETENSORS | PICKLE
+TEMPORARY = ".tmp"  # a file the pack writes is NAME.tmp until it is complete
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -106,3 +108,12 @@ def content_hash(tensors: dict[str, torch.Tensor]) -> str:
 def first_line(err: Exception) -> str:
     text = str(err).strip().splitlines()
     return text[0][:300] if text else type(err).__name__
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
+    """``write(tmp)`` then rename to ``path``: a reader never sees half a file, an interrupted write leaves the old one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + TEMPORARY)
+    write(tmp)
+    os.replace(tmp, path)
+    return path

@@ -13,12 +13,11 @@ from pathlib import Path
 import folder_paths
 
 from ..errors import FileError
-from ..motion_module.checkpoint import EXTENSIONS
+from ..motion_module.checkpoint import EXTENSIONS, TEMPORARY
 
 PACK_DIR = Path(__file__).resolve().parent.parent
 MOTION_MODELS = "animatediff_models"
 MOTION_LORAS = "animatediff_motion_lora"
-TEMPORARY = ".tmp"  # a file being written is NAME.tmp until it is complete
 DEFAULTS = {
     MOTION_MODELS: [Path(folder_paths.models_dir) / MOTION_MODELS, PACK_DIR / "models"],
     MOTION_LORAS: [Path(folder_paths.models_dir) / MOTION_LORAS, PACK_DIR / "motion_lora"],

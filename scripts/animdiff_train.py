@@ -19,6 +19,7 @@ The output loads with AnimDiffMotionLoRA / AnimDiffDomainAdapter / AnimDiffLoadM
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from pack_import import import_pack  # noqa: E402
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     import_pack()
     import animdiff.training as training  # the stages, precisions and dtypes the trainer knows
+    from animdiff.motion_module.checkpoint import TEMPORARY
+    from animdiff.nodes.folders import name_max
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[1:]))
     parser.add_argument("--stage", choices=list(training.STAGES), required=True)
@@ -77,6 +80,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.out.suffix.lower() != ".safetensors":
         parser.error("--out must be a .safetensors file")
     args.state = args.state or args.out.with_name(args.out.name + ".state.pt")
+    for option, path in (("--out", args.out), ("--state", args.state)):  # before any work: a too long name fails at the end
+        limit = name_max(path.parent)
+        if len(os.fsencode(path.name + TEMPORARY)) > limit:
+            parser.error(f"{option} {path.name[:60]}…: the file name (with {TEMPORARY!r} while it is written) is longer than the "
+                         f"file system's limit of {limit} bytes")
     return args
 
 
@@ -148,7 +156,7 @@ def run(args: argparse.Namespace, model, clip, vae, motion) -> Path:
     from animdiff.training import TrainConfig, TrainingState, check_replaceable, encode_clips, train
 
     resume = TrainingState.read(args.resume) if args.resume else None
-    check_replaceable(args.out, resume, args.overwrite, "--out")  # before any work
+    check_replaceable(args.out, resume, args.overwrite, "--out", "pass --overwrite")  # before any work
     config = TrainConfig(stage=args.stage, steps=args.steps, learning_rate=args.lr, rank=args.rank, seed=args.seed, frames=args.frames,
                          image_batch=args.image_batch, grad_accumulation=args.grad_accumulation, beta_schedule=args.beta_schedule,
                          precision=args.precision, gradient_checkpointing=args.gradient_checkpointing,

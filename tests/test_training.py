@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import safetensors
 import torch
-from animdiff.errors import TrainingStateError
+from animdiff.errors import FileError, TrainingStateError
 from animdiff.image_model.domain_adapter import apply_domain_adapter
 from animdiff.motion_module import MotionModel, load_motion_module
 from animdiff.motion_module.checkpoint import read_state_dict
@@ -414,6 +414,14 @@ def test_command_line_trains_from_a_folder_saves_and_resumes(models, tmp_path, c
     animdiff_train.run(animdiff_train.parse_args([*argv, "--steps", "3", "--resume", str(state)]), model, tiny_clip(), tiny_vae(), motion)
     printed = capsys.readouterr().out
     assert "step 3/3  loss " in printed and "step 1/3" not in printed and "step 2/3" not in printed
+    written = out.read_bytes()
+    with pytest.raises(FileError, match=rf"--out: {out} exists already and was not written by this run .*choose another name, or pass --overwrite"):
+        animdiff_train.run(animdiff_train.parse_args([*argv, "--steps", "1"]), model, tiny_clip(), tiny_vae(), motion)  # a new run
+    assert out.read_bytes() == written and "clips of" not in capsys.readouterr().out  # refused before any work
+    long_out = ["--out", str(tmp_path / ("x" * 250 + ".safetensors"))]
+    with pytest.raises(SystemExit):
+        animdiff_train.parse_args([*argv, *long_out])
+    assert "the file name (with '.tmp' while it is written) is longer than the file system's limit" in capsys.readouterr().err
 
 
 def test_command_line_checks_its_arguments():

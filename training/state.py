@@ -11,7 +11,6 @@ when resuming the run that wrote it (the file's ``training_run`` metadata is the
 
 from __future__ import annotations
 
-import os
 import pickle
 import uuid
 from collections.abc import Callable
@@ -22,23 +21,13 @@ import safetensors
 import torch
 
 from ..errors import FileError, NonFiniteError, TrainingStateError
-from ..motion_module.checkpoint import check_finite, first_line, has_signature
+from ..motion_module.checkpoint import check_finite, first_line, has_signature, write_atomically
 
 FORMAT = "animdiff-training-state"
 VERSION = 2  # 2: the run's identity (motion module hash, run id)
-TEMPORARY = ".tmp"  # a file being written is NAME.tmp until it is complete
 START_OVER = "start a new run: delete the state file or turn resume off"
 IDENTITY = ("config", "clips", "data", "motion", "shapes")  # what must match for a resume
 REQUIRED = ("run", *IDENTITY, "step", "parameters", "optimizer", "scaler", "generator", "order", "losses")
-
-
-def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
-    """``write(tmp)`` then rename to ``path``: a reader never sees half a file, an interrupted write leaves the old one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + TEMPORARY)
-    write(tmp)
-    os.replace(tmp, path)
-    return path
 
 
 @dataclass
@@ -109,17 +98,18 @@ class TrainingState:
                                                     "(or train into another name)")
 
 
-def check_replaceable(path: Path, state: TrainingState | None, overwrite: bool, source: str) -> None:
+def check_replaceable(path: Path, state: TrainingState | None, overwrite: bool, source: str,
+                      switch: str = "turn overwrite on") -> None:
     """Refuse to replace an existing ``path`` unless ``overwrite``, or ``state`` is the run that wrote it.
 
-    ``source`` names the input that chose the file, for the message.
+    ``source`` names the input that chose the file and ``switch`` how to allow it, for the message.
     """
     if overwrite or not path.exists():
         return
     if state is not None and written_by(path) == state.run:
         return
     raise FileError(source, f"{path} exists already and was not written by this run (it may be someone's download): "
-                            "choose another name, or turn overwrite on to replace it")
+                            f"choose another name, or {switch} to replace it")
 
 
 def written_by(path: Path) -> str | None:

@@ -37,13 +37,13 @@ import safetensors.torch
 import torch
 
 from ..errors import TrainingError, TrainingStateError
-from ..motion_module.checkpoint import content_hash
+from ..motion_module.checkpoint import content_hash, write_atomically
 from ..motion_module.config import MotionModuleConfig
 from ..motion_module.loader import LoadedMotionModule
 from ..sampling import schedules
 from . import stages
 from .clips import TrainingClips
-from .state import START_OVER, TrainingState, write_atomically
+from .state import START_OVER, TrainingState
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
