@@ -87,3 +87,29 @@ def test_output_name_is_listed_relative_to_the_folder():
 
     path, name = output_path(MOTION_LORAS, "sub/zoom", ".safetensors")
     assert name == "sub/zoom.safetensors" and path.as_posix().endswith("/sub/zoom.safetensors")
+
+
+def test_output_names_are_checked_against_the_file_system_and_a_suffix_is_taken_once():
+    import os
+
+    from animdiff.errors import FileError
+    from animdiff.nodes.folders import MOTION_LORAS, name_max, output_path
+
+    assert output_path(MOTION_LORAS, "zoom.safetensors", ".safetensors")[1] == "zoom.safetensors"
+    assert output_path(MOTION_LORAS, "zoom.safetensors.safetensors", ".safetensors")[1] == "zoom.safetensors.safetensors"
+    limit = name_max(output_path(MOTION_LORAS, "x", ".safetensors")[0].parent)
+    room = limit - len(".training-state.tmp")
+    fits = "a" * room
+    assert output_path(MOTION_LORAS, fits, ".safetensors", beside=(".training-state",))[1] == f"{fits}.safetensors"
+    with pytest.raises(FileError, match=rf"lora_name a{{60}}… \({room + 1} characters\): too long: .*'.training-state.tmp'.* "
+                                        rf"limit of {limit} bytes; use at most {room} bytes"):
+        output_path(MOTION_LORAS, fits + "a", ".safetensors", input_name="lora_name", beside=(".training-state",))
+    with pytest.raises(FileError, match="too long"):
+        output_path(MOTION_LORAS, "b" * (limit + 1) + "/zoom", ".safetensors")  # a subfolder part too
+    assert len(os.fsencode("é" * (room // 2))) <= room  # bytes, not characters, count
+    with pytest.raises(FileError, match="too long"):
+        output_path(MOTION_LORAS, "é" * (room // 2 + 1), ".safetensors", beside=(".training-state",))
+    with pytest.raises(FileError, match=r"lora_name a\\0b: a file name cannot contain a NUL character"):
+        output_path(MOTION_LORAS, "a\0b", ".safetensors", input_name="lora_name")
+    with pytest.raises(FileError, match=r"lora_name sub\\zoom: backslashes are not allowed in a file name; use / for a subfolder"):
+        output_path(MOTION_LORAS, "sub\\zoom", ".safetensors", input_name="lora_name")
