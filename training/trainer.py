@@ -449,11 +449,6 @@ def motion_name(motion: LoadedMotionModule | MotionModuleConfig | None) -> str:
     return f"a new {motion.version} motion module" if isinstance(motion, MotionModuleConfig) else "none"
 
 
-def load_state(path: str | Path) -> dict:
-    """A training-state file's contents, checked (see :meth:`TrainingState.read`)."""
-    return TrainingState.read(path).contents
-
-
 def train(config: TrainConfig, model: comfy.model_patcher.ModelPatcher, data: TrainingClips,
           motion: LoadedMotionModule | MotionModuleConfig | None = None, *, progress: Callable[[Progress], None] | None = None,
           state_path: str | Path | None = None, resume: TrainingState | str | Path | None = None) -> TrainResult:
