@@ -184,6 +184,19 @@ def test_resume_equals_an_uninterrupted_run(models, stage, accumulate, tmp_path)
     assert all(torch.equal(resumed.tensors[k], whole.tensors[k]) for k in whole.tensors)
 
 
+def test_a_state_read_inside_a_node_resumes(models, tmp_path):
+    """The node reads the state (to check which files it may replace) under ComfyUI's inference mode."""
+    from animdiff.training import TrainingState
+
+    model, motion = models
+    state = tmp_path / "state.pt"
+    train(config("motion_lora", steps=1), model, clips(), motion, state_path=state)
+    with torch.inference_mode():
+        read = TrainingState.read(state)
+        resumed = train(config("motion_lora", steps=2), model, clips(), motion, resume=read)
+    assert len(resumed.losses) == 2
+
+
 def test_same_seed_same_weights_other_seed_other_weights(models):
     model, _ = models
     a = train(config("domain_adapter", steps=1), model, clips(), None)

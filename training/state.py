@@ -52,7 +52,8 @@ class TrainingState:
             raise TrainingStateError(path, f"not a training state: not a weights file at all (no PyTorch zip or pickle signature); "
                                            f"{START_OVER}")
         try:
-            contents = torch.load(path, map_location="cpu", weights_only=True)
+            with torch.inference_mode(False):  # normal tensors even when read inside a node: the optimizer updates them
+                contents = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError:
             raise TrainingStateError(path, f"not a training state: it holds objects other than weights, which could run code; "
                                            f"{START_OVER}") from None
