@@ -40,6 +40,7 @@ class FileError(AnimDiffError):
     """A file (or file name) that cannot be used where it was given: ``"<source>: <problem>"``."""
 
     def __init__(self, source: str | Path, problem: str):
+        problem = problem.removeprefix(PREFIX)  # a wrapped error's message keeps one prefix
         super().__init__(f"{source}: {problem}")
         self.source = str(source)
         self.problem = problem

@@ -41,7 +41,7 @@ def measure(stage: str, args: argparse.Namespace) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from animdiff.motion_module.training import TrainConfig, TrainingClips, train
+    from animdiff.training import TrainConfig, TrainingClips, train
     from training_models import conditioning, moving_square, small_motion, small_motion_config, small_sd15
 
     channels, mult, side, context = SIZES[args.size]

@@ -1,4 +1,5 @@
-"""AnimateDiff motion modules: layout detection, the temporal transformer, loading."""
+"""AnimateDiff motion modules: the network (temporal transformer), its file formats (layouts, MotionLoRA) and
+patching it into a ComfyUI MODEL."""
 
 from .config import VERSIONS, MotionModuleConfig
 from .loader import LoadedMotionModule, build_motion_model, load_motion_module

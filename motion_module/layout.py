@@ -68,8 +68,9 @@ def detect_config(state_dict: dict[str, torch.Tensor], source: str, version: str
                   scheme: str = "original") -> MotionModuleConfig:
     """The :class:`MotionModuleConfig` of an original-scheme state dict (``scheme``: where it came from).
 
-    ``version`` overrides the guess where the weights cannot tell (a file without
-    positional-encoding buffers); it must fit the weights' base family.
+    ``version`` overrides the guess only where the weights cannot tell (a file without
+    positional-encoding buffers: v1 or v3, v2 or AnimateLCM); it must fit the weights' base family,
+    mid block and positional-encoding length, or the file is refused naming both.
     """
     modules = {}
     for key, value in state_dict.items():
@@ -108,19 +109,24 @@ def detect_config(state_dict: dict[str, torch.Tensor], source: str, version: str
     try:
         layers = 1 + max(int(k.split(".")[1]) for k in first if k.startswith("transformer_blocks."))
         attention_blocks = 1 + max(int(k.split(".")[3]) for k in first if ".attention_blocks." in k)
-        ff_width = int(first["transformer_blocks.0.ff.net.2.weight"].shape[1])
+        ff_width = feed_forward_width(first)
     except (KeyError, ValueError) as err:
         raise FileError(source, f"unknown layout: down_blocks.0.motion_modules.0 is incomplete ({err!r} missing)") from None
     pe = first.get("transformer_blocks.0.attention_blocks.0.pos_encoder.pe")
     pe_len = int(pe.shape[1]) if pe is not None else None
     has_mid = ("mid_block", 0) in modules
 
+    guess = guess_version(base, has_mid, pe_len, hotshot=scheme == "hotshotxl")
     if version == "auto":
-        version = guess_version(base, has_mid, pe_len, hotshot=scheme == "hotshotxl")
+        version = guess
     elif version not in VERSIONS:
         raise FileError(source, f"unknown version {version!r}; choose one of {', '.join(VERSIONS)}")
     if VERSIONS[version][0] != base:
         raise FileError(source, f"version {version} is for {VERSIONS[version][0]}, but these weights are a {base} motion module")
+    contradiction = version_contradiction(version, has_mid, pe_len)
+    if contradiction:
+        raise FileError(source, f"version {version} contradicts the weights: {contradiction} (they are {guess}); the version "
+                                "input only chooses where the weights cannot tell: use auto")
     return MotionModuleConfig(
         version=version, channels=channels, has_mid_block=has_mid,
         max_frames=pe_len or VERSIONS[version][1],
@@ -135,6 +141,27 @@ def recognise(state_dict: dict[str, torch.Tensor], source: str, version: str = "
     """Any supported key scheme -> (the state dict in original names, its config)."""
     state_dict, scheme = to_original_keys(state_dict)
     return state_dict, detect_config(state_dict, source, version, scheme)
+
+
+def feed_forward_width(module: dict[str, torch.Tensor]) -> int:
+    """The feed-forward's inner width, as most of its tensors have it (GEGLU ``net.0.proj`` is twice as wide), so that a
+    shape error is reported on the one tensor that disagrees."""
+    prefix = "transformer_blocks.0.ff.net."
+    widths = [int(module[prefix + "0.proj.weight"].shape[0]) // 2, int(module[prefix + "2.weight"].shape[1])]
+    if prefix + "0.proj.bias" in module:
+        widths.insert(1, int(module[prefix + "0.proj.bias"].shape[0]) // 2)
+    return max(widths, key=widths.count)  # ties: the first, net.0
+
+
+def version_contradiction(version: str, has_mid: bool, pe_len: int | None) -> str | None:
+    """Why weights with (or without) a mid block and positional encodings of ``pe_len`` frames (None: none stored)
+    cannot be ``version``; None if they can."""
+    needs_mid = version in ("v2", "animatelcm")
+    if has_mid != needs_mid:
+        return f"{version} {'has' if needs_mid else 'has no'} mid block, these weights {'have' if has_mid else 'have none'}"
+    if pe_len is not None and pe_len != VERSIONS[version][1]:
+        return f"{version} has positional encodings for {VERSIONS[version][1]} frames, these weights for {pe_len}"
+    return None
 
 
 def guess_version(base: str, has_mid: bool, pe_len: int | None, hotshot: bool) -> str:

@@ -10,7 +10,7 @@ import comfy.model_patcher
 import torch
 
 from ..errors import FileError
-from .checkpoint import read_state_dict
+from .checkpoint import content_hash, read_state_dict
 from .config import MotionModuleConfig
 from .layout import recognise
 from .model import MotionModel
@@ -28,6 +28,7 @@ def build_motion_model(state_dict: dict[str, torch.Tensor], source: str, version
     model = MotionModel(config, dtype=dtype)
     check_layout(state_dict, model.state_dict(), source, f"{config.version} motion-module")
     model.load_state_dict(state_dict, strict=False)
+    model.content_hash = content_hash(state_dict)  # the weights as read, before any patching: a training state's identity
     return model.eval().requires_grad_(False)
 
 

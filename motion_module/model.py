@@ -33,6 +33,7 @@ class MotionModel(nn.Module):
         self.down_blocks = nn.ModuleList(block(c, config.down_modules) for c in config.channels)
         self.mid_block = block(config.channels[-1], 1) if config.has_mid_block else None
         self.up_blocks = nn.ModuleList(block(c, config.up_modules) for c in reversed(config.channels))
+        self.content_hash: str | None = None  # of the weights as loaded from a file (set by the loader)
 
     def module_at(self, key: str) -> MotionModule:
         """The module for a key such as ``"up_blocks.1.motion_modules.2"``."""

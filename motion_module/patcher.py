@@ -6,7 +6,7 @@ import comfy.model_patcher
 import comfy.patcher_extension
 import torch
 
-from ..errors import BaseModelError, FramesError, OptionsError
+from ..errors import BaseModelError, FramesError, NonFiniteError, OptionsError
 from ..sampling import schedules
 from ..sampling.context import ContextOptions
 from ..sampling.window_params import frames_of_call
@@ -58,7 +58,17 @@ class MotionWrapper:
                 f"{limit}. Connect AnimDiffContextOptions to AnimDiffApplyMotionModule to sample in windows of {min(16, limit)}."
             )
         with motion_injected(executor.class_obj, self.motion.model, frames, scale, views):
-            return call()
+            out = call()
+        check_finite_output(out, self.motion)
+        return out
+
+
+def check_finite_output(out: torch.Tensor, motion: LoadedMotionModule) -> None:
+    """One fused reduction per UNet call (on the UNet's output, small next to the call itself): NaN or infinite
+    values would make every later step, and so the video, black."""
+    if not bool(torch.isfinite(out).all()):
+        raise NonFiniteError(f"the model with {motion.describe()} produced NaN or infinite values: the motion module or a "
+                             "MotionLoRA holds weights too large for this precision, or motion_scale is too high")
 
 
 def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion: LoadedMotionModule, beta_schedule: str,

@@ -1,10 +1,9 @@
-"""The pack's graph nodes: thin wrappers over motion_module/ and sampling/.
+"""The pack's graph nodes: thin wrappers over motion_module/, image_model/, sampling/ and training/ (imported when used).
 
 Type ids start with ``AnimDiff`` and never change: shared workflows depend on them.
 """
 
-from ..motion_module import folders
-from . import context, keyframe, lora, motion, noise, prompt, sparsectrl, train
+from . import context, folders, keyframe, lora, motion, noise, prompt, sparsectrl, train
 
 folders.register()
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import folder_paths
 
 from ..errors import FileError
+from ..image_model.domain_adapter import apply_domain_adapter
 from ..motion_module.checkpoint import read_state_dict
-from ..motion_module.domain_adapter import apply_domain_adapter
-from ..motion_module.folders import MOTION_LORAS, MOTION_MODELS, resolve
 from ..motion_module.lora import apply_motion_lora, parse_motion_lora
+from .folders import MOTION_LORAS, MOTION_MODELS, resolve
 from .motion import CATEGORY
 
 ADAPTER_FOLDERS = (MOTION_MODELS, "loras")

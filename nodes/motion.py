@@ -5,9 +5,9 @@ from __future__ import annotations
 import folder_paths
 
 from ..motion_module import VERSIONS, load_motion_module
-from ..motion_module.folders import MOTION_MODELS, resolve
 from ..motion_module.patcher import apply_motion_module
 from ..sampling.schedules import AUTOSELECT, BETA_SCHEDULES
+from .folders import MOTION_MODELS, resolve
 
 CATEGORY = "AnimDiff"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import folder_paths
 
-from ..motion_module.folders import resolve
 from ..sparsectrl import load_sparsectrl
+from .folders import resolve
 
 CATEGORY = "AnimDiff"
 CONTROLNETS = "controlnet"  # ComfyUI's folder, where users keep the SparseCtrl files

@@ -6,28 +6,19 @@ import logging
 
 import comfy.model_management
 import comfy.utils
-import torch
 
-from ..motion_module.folders import MOTION_LORAS, output_path
-from ..motion_module.training import (
-    CAMERA_MOTIONS,
-    DEFAULT_RANK,
-    TrainConfig,
-    camera_motion,
-    clips_from_images,
-    encode_clips,
-    train,
-)
+from .folders import MOTION_LORAS, output_path
 from .motion import CATEGORY
 
-NO_CAMERA = "none (images are video frames)"
+STATE_SUFFIX = ".training-state"  # LORA_NAME.training-state beside LORA_NAME.safetensors
 
 
-def training_clips(images: torch.Tensor, frames: int, camera: str, speed: float) -> list[torch.Tensor]:
-    """IMAGE ``(N, H, W, 3)`` -> clips ``(frames, 3, H, W)``: consecutive frames, or one camera move per still."""
-    if camera == NO_CAMERA:
-        return clips_from_images(images, frames)
-    return [camera_motion(still, camera, speed, length=frames) for still in images[..., :3].movedim(-1, 1)]
+def training():
+    """The training package, imported when the node is listed or runs, never when the pack loads: a change in
+    ComfyUI's training internals can then only affect this node, never the generation nodes."""
+    from .. import training as package
+
+    return package
 
 
 class AnimDiffTrainMotionLoRA:
@@ -45,14 +36,16 @@ class AnimDiffTrainMotionLoRA:
 
     @classmethod
     def INPUT_TYPES(cls):
+        t = training()
         return {"required": {
             "model": ("MODEL", {"tooltip": "The SD1.5/SDXL checkpoint the clips are denoised with (frozen; not an animated model)."}),
             "motion_module": ("MOTION_MODULE", {"tooltip": "The motion module the LoRA is trained on (frozen), e.g. mm_sd_v15_v2."}),
             "vae": ("VAE", {"tooltip": "Encodes the training frames to latents."}),
             "positive": ("CONDITIONING", {"tooltip": "Caption of the training clips (one for all)."}),
             "images": ("IMAGE", {"tooltip": "Video frames in order (cut into clips of `frames`), or still images when a camera motion is chosen."}),
-            "lora_name": ("STRING", {"default": "my_motion_lora", "tooltip": "File name (without .safetensors) in models/animatediff_motion_lora."}),
-            "camera_motion": ([NO_CAMERA, *CAMERA_MOTIONS], {
+            "lora_name": ("STRING", {"default": "my_motion_lora", "tooltip": "File name (without .safetensors) in models/animatediff_motion_lora; "
+                                                                     "an existing file is never replaced unless overwrite is on."}),
+            "camera_motion": ([t.NO_CAMERA, *t.CAMERA_MOTIONS], {
                 "tooltip": "none: the images are video frames. Otherwise every image is a still turned into one clip by this camera move (kornia)."}),
             "camera_speed": ("FLOAT", {"default": 0.02, "min": 0.001, "max": 90.0, "step": 0.001, "tooltip":
                              "Per frame: pan/tilt in fractions of the frame, zoom as relative size change, roll in degrees."}),
@@ -60,7 +53,7 @@ class AnimDiffTrainMotionLoRA:
             "steps": ("INT", {"default": 500, "min": 1, "max": 100000, "tooltip": "Optimizer steps (the paper's MotionLoRAs: about 2000)."}),
             "learning_rate": ("FLOAT", {"default": 1e-4, "min": 1e-7, "max": 1e-1, "step": 1e-6, "round": False,
                                         "tooltip": "AdamW learning rate."}),
-            "rank": ("INT", {"default": DEFAULT_RANK["motion_lora"], "min": 1, "max": 512,
+            "rank": ("INT", {"default": t.STAGES["motion_lora"].rank, "min": 1, "max": 512,
                              "tooltip": "LoRA rank; 64 like the official v2 MotionLoRAs (~38 MB in fp16)."}),
             "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": False,
                              "tooltip": "Same seed and inputs: the same LoRA (kept fixed between runs, so resuming works)."}),
@@ -68,15 +61,21 @@ class AnimDiffTrainMotionLoRA:
                                          "tooltip": "Steps between training-state saves (0: only at the end)."}),
             "resume": ("BOOLEAN", {"default": True, "tooltip": "Continue from this lora_name's training state if there is one "
                                                                  "(same settings), e.g. after an interrupted run."}),
+        }, "optional": {
+            "overwrite": ("BOOLEAN", {"default": False, "tooltip": "Replace an existing lora_name file that this run did not "
+                                                                   "write (off: such a file is refused, so no download is lost)."}),
         }, "hidden": {"unique_id": "UNIQUE_ID"}}
 
     def train(self, model, motion_module, vae, positive, images, lora_name, camera_motion, camera_speed, frames, steps,
-              learning_rate, rank, seed, checkpoint_every, resume, unique_id=None):
-        path, name = output_path(MOTION_LORAS, lora_name, ".safetensors")
-        state = path.with_name(path.stem + ".training-state")
-        config = TrainConfig(stage="motion_lora", steps=steps, learning_rate=learning_rate, rank=rank, seed=seed, frames=frames,
+              learning_rate, rank, seed, checkpoint_every, resume, overwrite=False, unique_id=None):
+        path, name = output_path(MOTION_LORAS, lora_name, ".safetensors", input_name="lora_name", beside=(STATE_SUFFIX,))
+        state = path.with_name(path.name.removesuffix(".safetensors") + STATE_SUFFIX)
+        t = training()
+        resume_from = t.TrainingState.read(state) if resume and state.is_file() else None
+        t.check_replaceable(path, resume_from, overwrite, f"lora_name {name}")
+        config = t.TrainConfig(stage="motion_lora", steps=steps, learning_rate=learning_rate, rank=rank, seed=seed, frames=frames,
                              checkpoint_every=checkpoint_every)
-        clips = encode_clips(training_clips(images, frames, camera_motion, camera_speed), vae, conditioning=positive)
+        clips = t.encode_clips(t.training_clips(images, frames, camera_motion, camera_speed), vae, conditioning=positive)
         from server import PromptServer  # the running server's (importing it outside one fails)
 
         bar = comfy.utils.ProgressBar(steps)
@@ -86,12 +85,11 @@ class AnimDiffTrainMotionLoRA:
             bar.update_absolute(p.step, p.steps)
             PromptServer.instance.send_progress_text(f"step {p.step}/{p.steps}  loss {p.loss:.5f}", unique_id)
 
-        resume_from = state if resume and state.is_file() else None
         if resume_from:
-            logging.info("AnimDiff: resuming MotionLoRA training from %s", resume_from)
-        result = train(config, model, clips, motion_module, progress=progress, state_path=state, resume=resume_from)
+            logging.info("AnimDiff: resuming MotionLoRA training from %s", state)
+        result = t.train(config, model, clips, motion_module, progress=progress, state_path=state, resume=resume_from)
         result.save(path)
-        return (result.apply(motion=motion_module, name=name), name)
+        return (result.motion_module(motion_module, name=name), name)
 
 
 NODES = [AnimDiffTrainMotionLoRA]

@@ -6,9 +6,9 @@
     ... --still photo.png --camera zoom_in --speed 0.03 --caption "a street at night"   # one still, filmed
 
 Data: ``--data FOLDER`` holds videos, image-sequence folders and (with ``--camera``) stills, captions in
-``NAME.txt`` beside them or ``--caption`` (read by ``motion_module/training/data.py``); ``--clips-per-source``
+``NAME.txt`` beside them or ``--caption`` (read by ``training/data.py``); ``--clips-per-source``
 clips (random starts) are drawn from each with a generator seeded by ``--seed``. ``--still IMAGE`` films one
-image with ``--camera``/``--speed`` (``motion_module/training/augment.py``). Clips are encoded with the
+image with ``--camera``/``--speed`` (``training/augment.py``). Clips are encoded with the
 checkpoint's VAE and captions with its CLIP once, before training.
 
 Every ``--checkpoint-every`` steps the training state goes to ``--state`` (default ``OUT.state.pt``);
@@ -19,19 +19,22 @@ The output loads with AnimDiffMotionLoRA / AnimDiffDomainAdapter / AnimDiffLoadM
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run with PYTHONSAFEPATH: add only scripts/
 from pack_import import import_pack  # noqa: E402
 
-STAGES = ("motion_lora", "domain_adapter", "motion_module")
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    import_pack()
+    import animdiff.training as training  # the stages, precisions and dtypes the trainer knows
+    from animdiff.motion_module.checkpoint import TEMPORARY
+    from animdiff.nodes.folders import name_max
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[1:]))
-    parser.add_argument("--stage", choices=STAGES, required=True)
+    parser.add_argument("--stage", choices=list(training.STAGES), required=True)
     parser.add_argument("--checkpoint", type=Path, required=True, help="SD1.5/SDXL checkpoint file (UNet, CLIP, VAE)")
     parser.add_argument("--motion-module", type=Path, help="motion module file: the base of a MotionLoRA, or one to fine-tune")
     parser.add_argument("--version", default="v3", help="architecture of a new motion module (motion_module stage without "
@@ -48,31 +51,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=16, help="frames per training clip")
     parser.add_argument("--frame-stride", type=int, default=1)
     parser.add_argument("--clips-per-source", type=int, default=1)
-    parser.add_argument("--out", type=Path, required=True, help="the .safetensors file to write")
+    parser.add_argument("--out", type=Path, required=True, help="the .safetensors file to write (an existing file only with "
+                                                                "--overwrite, or when resuming the run that wrote it)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--rank", type=int, help="LoRA rank (default 64 for motion_lora, 128 for domain_adapter)")
+    ranks = ", ".join(f"{stage.rank} for {name}" for name, stage in training.STAGES.items() if stage.rank)
+    parser.add_argument("--rank", type=int, help=f"LoRA rank (default {ranks})")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grad-accumulation", type=int, default=1)
     parser.add_argument("--image-batch", type=int, default=4, help="frames per step of the domain adapter")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
+    parser.add_argument("--precision", choices=training.PRECISIONS, default="auto")
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--beta-schedule", default="autoselect")
-    parser.add_argument("--save-dtype", choices=("fp16", "bf16", "fp32"), default="fp16")
+    parser.add_argument("--save-dtype", choices=list(training.DTYPES), default="fp16")
     parser.add_argument("--checkpoint-every", type=int, default=0, help="steps between training-state files")
     parser.add_argument("--state", type=Path, help="training-state file (default OUT.state.pt)")
     parser.add_argument("--resume", type=Path, help="training-state file to continue from")
     parser.add_argument("--log-every", type=int, default=10)
     args = parser.parse_args(argv)
-    if args.stage == "motion_lora" and args.motion_module is None:
-        parser.error("--stage motion_lora needs --motion-module (the module the MotionLoRA is for)")
-    if args.stage == "domain_adapter" and args.motion_module is not None:
-        parser.error("--stage domain_adapter trains the image model alone; drop --motion-module")
+    stage = training.STAGES[args.stage]
+    if stage.motion == "required" and args.motion_module is None:
+        parser.error(f"--stage {stage} needs --motion-module (the module the {stage} is for)")
+    if stage.motion == "none" and args.motion_module is not None:
+        parser.error(f"--stage {stage} trains the image model alone; drop --motion-module")
     if args.still is not None and args.camera is None:
         parser.error("--still needs --camera: a still has no motion of its own")
     if args.out.suffix.lower() != ".safetensors":
         parser.error("--out must be a .safetensors file")
     args.state = args.state or args.out.with_name(args.out.name + ".state.pt")
+    for option, path in (("--out", args.out), ("--state", args.state)):  # before any work: a too long name fails at the end
+        limit = name_max(path.parent)
+        if len(os.fsencode(path.name + TEMPORARY)) > limit:
+            parser.error(f"{option} {path.name[:60]}…: the file name (with {TEMPORARY!r} while it is written) is longer than the "
+                         f"file system's limit of {limit} bytes")
     return args
 
 
@@ -104,13 +116,13 @@ def read_clips(args: argparse.Namespace) -> tuple[list, list[str]]:
     camera = (args.camera, args.speed) if args.camera else None
     if args.still is not None:
         import numpy as np
-        from animdiff.motion_module.training.augment import camera_motion
+        from animdiff.training.augment import camera_motion
         from PIL import Image
 
         with Image.open(args.still) as image:
             still = torch.from_numpy(np.array(image.convert("RGB"))).movedim(-1, 0).float() / 255
         return [camera_motion(still, args.camera, args.speed, length=args.frames, size=size)], [args.caption]
-    from animdiff.motion_module.training.data import ClipDataset
+    from animdiff.training.data import ClipDataset
 
     dataset = ClipDataset(args.data, size, length=args.frames, frame_stride=args.frame_stride, caption=args.caption, camera=camera)
     pixels, captions = [], []
@@ -141,8 +153,10 @@ class ProgressPrinter:
 
 def run(args: argparse.Namespace, model, clip, vae, motion) -> Path:
     """Encode the data, train, save; returns the written file."""
-    from animdiff.motion_module.training import TrainConfig, encode_clips, train
+    from animdiff.training import TrainConfig, TrainingState, check_replaceable, encode_clips, train
 
+    resume = TrainingState.read(args.resume) if args.resume else None
+    check_replaceable(args.out, resume, args.overwrite, "--out", "pass --overwrite")  # before any work
     config = TrainConfig(stage=args.stage, steps=args.steps, learning_rate=args.lr, rank=args.rank, seed=args.seed, frames=args.frames,
                          image_batch=args.image_batch, grad_accumulation=args.grad_accumulation, beta_schedule=args.beta_schedule,
                          precision=args.precision, gradient_checkpointing=args.gradient_checkpointing,
@@ -152,7 +166,7 @@ def run(args: argparse.Namespace, model, clip, vae, motion) -> Path:
     clips = encode_clips(pixels, vae, captions=captions, clip=clip)
     what = f"{args.stage}" + (f" rank {config.rank}" if config.rank else "") + f", {config.steps} steps, lr {config.learning_rate:g}"
     print(f"training {what}" + (f", resuming from {args.resume}" if args.resume else ""), flush=True)
-    result = train(config, model, clips, motion, progress=ProgressPrinter(args.log_every), state_path=args.state, resume=args.resume)
+    result = train(config, model, clips, motion, progress=ProgressPrinter(args.log_every), state_path=args.state, resume=resume)
     path = result.save(args.out)
     print(f"saved {path} ({len(result.tensors)} tensors); training state {args.state}", flush=True)
     return path
@@ -160,7 +174,6 @@ def run(args: argparse.Namespace, model, clip, vae, motion) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    import_pack()
     run(args, *load_models(args))
 
 

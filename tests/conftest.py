@@ -50,12 +50,16 @@ def server(tmp_path_factory):
     (tmp / "input").mkdir()
     write_test_video(tmp / "input" / "input.mp4")
     write_test_image(tmp / "input" / TEST_IMAGE)
-    args = ["--extra-model-paths-config", str(extra_model_paths_yaml(tmp / "models.yaml")),
+    scratch = tmp / "models"  # files tests write for the server (damaged weights, ...)
+    for folder in ("animatediff_models", "animatediff_motion_lora"):
+        (scratch / folder).mkdir(parents=True)
+    args = ["--extra-model-paths-config", str(extra_model_paths_yaml(tmp / "models.yaml", scratch)),
             "--output-directory", str(tmp / "output"), "--input-directory", str(tmp / "input"), "--cache-none"]
     if not torch.cuda.is_available():
         args.append("--cpu")
     with ComfyServer(COMFYUI_DIR, args, tmp / "comfyui.log") as running:
         running.output_dir = tmp / "output"
+        running.scratch = scratch
         yield running
 
 

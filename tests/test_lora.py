@@ -10,10 +10,10 @@ import pytest
 import safetensors.torch
 import torch
 from animdiff.errors import FileError
+from animdiff.image_model.domain_adapter import apply_domain_adapter
 from animdiff.motion_module import LoadedMotionModule, MotionModel, load_motion_module
 from animdiff.motion_module.checkpoint import read_state_dict
 from animdiff.motion_module.config import official_config
-from animdiff.motion_module.domain_adapter import apply_domain_adapter
 from animdiff.motion_module.lora import apply_motion_lora, parse_motion_lora
 from animdiff.motion_module.patcher import apply_motion_module
 from comfy_sampling import OWN, noise, sample

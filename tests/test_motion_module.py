@@ -10,7 +10,7 @@ import random
 import pytest
 import safetensors.torch
 import torch
-from animdiff.errors import FileError
+from animdiff.errors import FileError, NonFiniteError
 from animdiff.motion_module import MotionModel, build_motion_model
 from animdiff.motion_module.checkpoint import read_state_dict
 from animdiff.motion_module.layout import detect_config, to_original_keys
@@ -182,12 +182,29 @@ def test_ckpt_that_would_run_code_is_refused(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("seed", range(25))
-def test_random_bytes_are_reported_as_corrupt(tmp_path, seed):
+def test_random_bytes_are_reported_as_not_a_weights_file(tmp_path, seed):
     data = random.Random(seed).randbytes(4096)
     for name in ("noise.safetensors", "noise.ckpt"):
         (tmp_path / name).write_bytes(data)
-        with pytest.raises(FileError, match=rf"{name}: (cannot be read: truncated or corrupt|refused to unpickle)"):
+        with pytest.raises(FileError, match=rf"{name}: not a weights file: it has no"):
             read_state_dict(tmp_path / name)
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    with pytest.raises(FileError, match=r"empty\.ckpt: not a weights file: .* \(it is empty\)"):
+        read_state_dict(tmp_path / "empty.ckpt")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+@pytest.mark.parametrize("suffix", [".safetensors", ".ckpt"])
+def test_non_finite_weights_are_refused_naming_the_first_bad_tensor(tmp_path, value, suffix):
+    state = small_model("v3")[1]
+    bad = "down_blocks.0.motion_modules.1.temporal_transformer.proj_out.weight"
+    state[bad] = state[bad].clone()
+    state[bad][0, 1] = value
+    path = tmp_path / f"bad{suffix}"
+    safetensors.torch.save_file(state, path) if suffix == ".safetensors" else torch.save(state, path)
+    kind = "NaN" if value != value else "infinite"
+    with pytest.raises(NonFiniteError, match=rf"bad{suffix}: tensor {bad} holds {kind} values \(1 of"):
+        read_state_dict(path)
 
 
 def test_truncated_safetensors_is_reported(tmp_path):
@@ -221,6 +238,31 @@ def test_wrong_shapes_are_named():
         build_motion_model(state, "bad.safetensors")
 
 
+def test_a_wrong_feed_forward_output_width_is_blamed_on_that_tensor():
+    state = meta_state_dict("v3_sd15_mm")
+    key = "down_blocks.0.motion_modules.0.temporal_transformer.transformer_blocks.0.ff.net.2.weight"
+    state[key] = torch.empty(320, 1000, device="meta")  # 1280 wide in the official file
+    with pytest.raises(FileError, match=rf"bad.safetensors: does not match the v3 motion-module layout: {key} has shape \[320, 1000\]") as err:
+        build_motion_model(state, "bad.safetensors")
+    assert "ff.net.0" not in str(err.value)
+
+
+@pytest.mark.parametrize("manifest_name,version,why", [
+    ("v3_sd15_mm", "v1", "v1 has positional encodings for 24 frames, these weights for 32"),
+    ("v3_sd15_mm", "animatelcm", "animatelcm has mid block, these weights have none"),
+    ("v3_sd15_mm", "v2", "v2 has mid block, these weights have none"),
+    ("mm_sd_v15_v2", "v3", "v3 has no mid block, these weights have"),
+    ("mm_sd_v15_v2", "animatelcm", "animatelcm has positional encodings for 64 frames, these weights for 32"),
+])
+def test_a_version_override_that_contradicts_the_weights_is_refused(manifest_name, version, why):
+    state = meta_state_dict(manifest_name)
+    guess = detect_config(state, "x").version
+    with pytest.raises(FileError, match=rf"x: version {version} contradicts the weights: {why} \(they are {guess}\).*use auto"):
+        detect_config(state, "x", version=version)
+    assert detect_config(state, "x", version=guess).version == guess  # agreeing with the weights is fine
+    assert detect_config(without_pe(state), "x", version="v1" if guess == "v3" else "animatelcm").max_frames in (24, 64)
+
+
 def test_manifest_files_are_the_shared_ones():
     assert json.loads((__import__("manifests").MANIFEST_DIR / "mm_sd_v14.json").read_text())["version"] == "v1"
 
@@ -230,7 +272,7 @@ def test_manifest_files_are_the_shared_ones():
 @pytest.mark.full
 def test_node_loads_safetensors_and_ckpt_from_a_registered_folder(tmp_path):
     import folder_paths
-    from animdiff.motion_module.folders import MOTION_MODELS
+    from animdiff.nodes.folders import MOTION_MODELS
     from animdiff.nodes.motion import AnimDiffLoadMotionModule
     from weights import motion_module_path
 
@@ -251,7 +293,7 @@ def test_node_loads_safetensors_and_ckpt_from_a_registered_folder(tmp_path):
 
 @pytest.mark.parametrize("name", ["../checkpoints/sd15.safetensors", "/etc/passwd", "", "missing.safetensors"])
 def test_names_outside_the_model_folders_are_refused(name):
-    from animdiff.motion_module.folders import MOTION_MODELS, resolve
+    from animdiff.nodes.folders import MOTION_MODELS, resolve
 
     with pytest.raises(FileError, match="not a file name inside the animatediff_models folders|not found in the animatediff_models folders"):
         resolve(MOTION_MODELS, name)

@@ -64,8 +64,7 @@ def test_a_lora_name_outside_the_folder_is_refused(server):
 
 
 def test_stills_become_one_camera_move_each():
-    from animdiff.motion_module.training import camera_motion
-    from animdiff.nodes.train import training_clips
+    from animdiff.training import camera_motion, training_clips
 
     stills = torch.rand(2, 64, 64, 3)
     clips = training_clips(stills, 8, "pan_left", 0.05)
@@ -77,14 +76,40 @@ def test_stills_become_one_camera_move_each():
 @pytest.mark.parametrize("name", ["../evil", "/abs/evil", "sub/", " ", "a/../../b"])
 def test_output_names_must_stay_in_the_folder(name):
     from animdiff.errors import FileError
-    from animdiff.motion_module.folders import MOTION_LORAS, output_path
+    from animdiff.nodes.folders import MOTION_LORAS, output_path
 
     with pytest.raises(FileError, match="not a file name inside the animatediff_motion_lora folders"):
         output_path(MOTION_LORAS, name, ".safetensors")
 
 
 def test_output_name_is_listed_relative_to_the_folder():
-    from animdiff.motion_module.folders import MOTION_LORAS, output_path
+    from animdiff.nodes.folders import MOTION_LORAS, output_path
 
     path, name = output_path(MOTION_LORAS, "sub/zoom", ".safetensors")
     assert name == "sub/zoom.safetensors" and path.as_posix().endswith("/sub/zoom.safetensors")
+
+
+def test_output_names_are_checked_against_the_file_system_and_a_suffix_is_taken_once():
+    import os
+
+    from animdiff.errors import FileError
+    from animdiff.nodes.folders import MOTION_LORAS, name_max, output_path
+
+    assert output_path(MOTION_LORAS, "zoom.safetensors", ".safetensors")[1] == "zoom.safetensors"
+    assert output_path(MOTION_LORAS, "zoom.safetensors.safetensors", ".safetensors")[1] == "zoom.safetensors.safetensors"
+    limit = name_max(output_path(MOTION_LORAS, "x", ".safetensors")[0].parent)
+    room = limit - len(".training-state.tmp")
+    fits = "a" * room
+    assert output_path(MOTION_LORAS, fits, ".safetensors", beside=(".training-state",))[1] == f"{fits}.safetensors"
+    with pytest.raises(FileError, match=rf"lora_name a{{60}}… \({room + 1} characters\): too long: .*'.training-state.tmp'.* "
+                                        rf"limit of {limit} bytes; use at most {room} bytes"):
+        output_path(MOTION_LORAS, fits + "a", ".safetensors", input_name="lora_name", beside=(".training-state",))
+    with pytest.raises(FileError, match="too long"):
+        output_path(MOTION_LORAS, "b" * (limit + 1) + "/zoom", ".safetensors")  # a subfolder part too
+    assert len(os.fsencode("é" * (room // 2))) <= room  # bytes, not characters, count
+    with pytest.raises(FileError, match="too long"):
+        output_path(MOTION_LORAS, "é" * (room // 2 + 1), ".safetensors", beside=(".training-state",))
+    with pytest.raises(FileError, match=r"lora_name a\\0b: a file name cannot contain a NUL character"):
+        output_path(MOTION_LORAS, "a\0b", ".safetensors", input_name="lora_name")
+    with pytest.raises(FileError, match=r"lora_name sub\\zoom: backslashes are not allowed in a file name; use / for a subfolder"):
+        output_path(MOTION_LORAS, "sub\\zoom", ".safetensors", input_name="lora_name")

@@ -17,14 +17,15 @@ import numpy as np
 import pytest
 import safetensors
 import torch
+from animdiff.errors import FileError, TrainingStateError
+from animdiff.image_model.domain_adapter import apply_domain_adapter
 from animdiff.motion_module import MotionModel, load_motion_module
 from animdiff.motion_module.checkpoint import read_state_dict
 from animdiff.motion_module.config import BASE_CHANNELS, official_config
-from animdiff.motion_module.domain_adapter import apply_domain_adapter
 from animdiff.motion_module.lora import apply_motion_lora, parse_motion_lora
 from animdiff.motion_module.patcher import apply_motion_module
-from animdiff.motion_module.training import TrainConfig, TrainingClips, clips_from_images, encode_clips, noise_prediction_loss, stages, train
 from animdiff.sampling import schedules
+from animdiff.training import TrainConfig, TrainingClips, clips_from_images, encode_clips, noise_prediction_loss, stages, train
 from manifests import manifest
 from random_weights import SD15_UNET
 from training_models import conditioning, frozen_snapshot, moving_square, small_motion, small_motion_config, small_sd15, tiny_clip, tiny_vae
@@ -147,7 +148,7 @@ def test_motion_module_file_loads_through_the_loader_and_changes_the_sampled_out
     plain = sample(model)
     assert torch.equal(sample(apply_motion_module(model, new, OWN)), plain)  # the new module's zero output: the identity
     assert (sample(apply_motion_module(model, trained, OWN)) - plain).abs().max() > 1e-3
-    assert torch.equal(sample(apply_motion_module(model, result.apply(), OWN)), sample(apply_motion_module(model, trained, OWN)))
+    assert torch.equal(sample(apply_motion_module(model, result.motion_module(), OWN)), sample(apply_motion_module(model, trained, OWN)))
 
 
 # ---------------------------------------------------------------- resume and determinism
@@ -177,6 +178,19 @@ def test_resume_equals_an_uninterrupted_run(models, stage, accumulate, tmp_path)
     assert all(torch.equal(resumed.tensors[k], whole.tensors[k]) for k in whole.tensors)
 
 
+def test_a_state_read_inside_a_node_resumes(models, tmp_path):
+    """The node reads the state (to check which files it may replace) under ComfyUI's inference mode."""
+    from animdiff.training import TrainingState
+
+    model, motion = models
+    state = tmp_path / "state.pt"
+    train(config("motion_lora", steps=1), model, clips(), motion, state_path=state)
+    with torch.inference_mode():
+        read = TrainingState.read(state)
+        resumed = train(config("motion_lora", steps=2), model, clips(), motion, resume=read)
+    assert len(resumed.losses) == 2
+
+
 def test_same_seed_same_weights_other_seed_other_weights(models):
     model, _ = models
     a = train(config("domain_adapter", steps=1), model, clips(), None)
@@ -201,6 +215,48 @@ def test_resume_refuses_other_settings(models, tmp_path):
     other_caption = TrainingClips.from_latents(clips().latents, conditioning(2))
     with pytest.raises(ValueError, match="state.pt: was trained on other clips or captions"):
         train(config("domain_adapter", steps=2), model, other_caption, None, resume=state)
+
+
+def test_resume_refuses_another_motion_module_of_the_same_shapes(models, tmp_path):
+    model, motion = models
+    state = tmp_path / "state.pt"
+    train(config("motion_lora", steps=1), model, clips(), motion, state_path=state)
+    other = small_motion(mult=MULT, seed=9)  # same layout, other weights
+    with pytest.raises(TrainingStateError, match=r"state.pt: was trained on another motion module \(small_v3.safetensors .*; now "
+                                                 r"small_v3.safetensors .*: other weights\): start a new run: delete the state file or "
+                                                 "turn resume off"):
+        train(config("motion_lora", steps=2), model, clips(), other, resume=state)
+    resumed = train(config("motion_lora", steps=2), model, clips(), motion, resume=state)  # the same module resumes
+    assert len(resumed.losses) == 2
+
+
+def test_every_training_state_error_names_the_file_and_what_to_do(models, tmp_path):
+    model, _ = models
+    state = tmp_path / "state.pt"
+    train(config("domain_adapter", steps=1), model, clips(), None, state_path=state)
+    good = torch.load(state, weights_only=True)
+    fix = "start a new run: delete the state file or turn resume off"
+
+    def refused(contents_or_bytes, why: str):
+        path = tmp_path / "damaged.pt"
+        if isinstance(contents_or_bytes, bytes):
+            path.write_bytes(contents_or_bytes)
+        else:
+            torch.save(contents_or_bytes, path)
+        with pytest.raises(TrainingStateError, match=rf"damaged.pt: {why}.*{fix}"):
+            train(config("domain_adapter", steps=2), model, clips(), None, resume=path)
+
+    refused(np.random.default_rng(0).bytes(4096), "not a training state: not a weights file at all")
+    refused(state.read_bytes()[:2000], "cannot be read, truncated or not a training state")
+    refused({"format": "something else"}, "not an AnimDiff training state")
+    refused({**good, "version": 1}, r"written by another version of the pack \(state version 1, this one reads 2\)")
+    refused({k: v for k, v in good.items() if k != "config"}, "incomplete: no config")
+    nan = {**good, "parameters": {k: v.clone() for k, v in good["parameters"].items()}}
+    first = sorted(nan["parameters"])[0]
+    nan["parameters"][first][0, 0] = float("nan")
+    refused(nan, rf"tensor parameters.{first} holds NaN values.*the run diverged or the file is damaged")
+    with pytest.raises(TrainingStateError, match=rf"missing.pt: not found: {fix}"):
+        train(config("domain_adapter", steps=2), model, clips(), None, resume=tmp_path / "missing.pt")
 
 
 # ---------------------------------------------------------------- the objective
@@ -290,7 +346,7 @@ def test_refuses_what_it_cannot_train(models):
 def test_motion_lora_layout_is_the_official_v2_lora_layout():
     motion = MotionModel(official_config("v2"), device="meta")
     patcher = comfy.model_patcher.ModelPatcher(motion, torch.device("cpu"), torch.device("cpu"))
-    parameters = stages.attach_loras(patcher, stages.motion_lora_targets(motion), stages.DEFAULT_RANK["motion_lora"],
+    parameters = stages.attach_loras(patcher, stages.motion_lora_targets(motion), stages.STAGES["motion_lora"].rank,
                                         torch.Generator(), torch.device("cpu"))
     assert {k: list(v.shape) for k, v in parameters.items()} == manifest("v2_lora_ZoomIn")["keys"]
 
@@ -301,7 +357,7 @@ def test_domain_adapter_layout_is_the_v3_sd15_adapter_layout():
     unet = {**SD15_UNET, "use_temporal_attention": False}
     model = comfy.model_base.BaseModel(comfy.supported_models.SD15(unet), device="meta")
     patcher = comfy.model_patcher.ModelPatcher(model, torch.device("cpu"), torch.device("cpu"))
-    parameters = stages.attach_loras(patcher, stages.domain_adapter_targets(model), stages.DEFAULT_RANK["domain_adapter"],
+    parameters = stages.attach_loras(patcher, stages.domain_adapter_targets(model), stages.STAGES["domain_adapter"].rank,
                                         torch.Generator(), torch.device("cpu"))
     assert {k: list(v.shape) for k, v in parameters.items()} == manifest("v3_sd15_adapter")["keys"]
 
@@ -365,6 +421,14 @@ def test_command_line_trains_from_a_folder_saves_and_resumes(models, tmp_path, c
     animdiff_train.run(animdiff_train.parse_args([*argv, "--steps", "3", "--resume", str(state)]), model, tiny_clip(), tiny_vae(), motion)
     printed = capsys.readouterr().out
     assert "step 3/3  loss " in printed and "step 1/3" not in printed and "step 2/3" not in printed
+    written = out.read_bytes()
+    with pytest.raises(FileError, match=rf"--out: {out} exists already and was not written by this run .*choose another name, or pass --overwrite"):
+        animdiff_train.run(animdiff_train.parse_args([*argv, "--steps", "1"]), model, tiny_clip(), tiny_vae(), motion)  # a new run
+    assert out.read_bytes() == written and "clips of" not in capsys.readouterr().out  # refused before any work
+    long_out = ["--out", str(tmp_path / ("x" * 250 + ".safetensors"))]
+    with pytest.raises(SystemExit):
+        animdiff_train.parse_args([*argv, *long_out])
+    assert "the file name (with '.tmp' while it is written) is longer than the file system's limit" in capsys.readouterr().err
 
 
 def test_command_line_checks_its_arguments():

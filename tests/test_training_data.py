@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from animdiff.errors import TrainingDataError
-from animdiff.motion_module.training.augment import CAMERA_MOTIONS, camera_motion, camera_path
-from animdiff.motion_module.training.data import ClipDataset
+from animdiff.training.augment import CAMERA_MOTIONS, camera_motion, camera_path
+from animdiff.training.data import ClipDataset
 from einops import rearrange
 from PIL import Image
 

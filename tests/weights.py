@@ -46,15 +46,14 @@ def write_all() -> Path:
     return MODELS_DIR
 
 
-def extra_model_paths_yaml(path: Path) -> Path:
-    path.write_text(
-        "animdiff_tests:\n"
-        f"    base_path: {MODELS_DIR}\n"
-        "    checkpoints: checkpoints\n"
-        "    controlnet: controlnet\n"
-        "    animatediff_models: animatediff_models\n"
-        "    animatediff_motion_lora: animatediff_motion_lora\n"
-    )
+def extra_model_paths_yaml(path: Path, scratch: Path | None = None) -> Path:
+    """The test models' folders for ComfyUI; ``scratch``: a second base folder (after them) for files a test writes."""
+    folders = ("    animatediff_models: animatediff_models\n"
+               "    animatediff_motion_lora: animatediff_motion_lora\n")
+    text = f"animdiff_tests:\n    base_path: {MODELS_DIR}\n    checkpoints: checkpoints\n    controlnet: controlnet\n{folders}"
+    if scratch is not None:
+        text += f"animdiff_scratch:\n    base_path: {scratch}\n{folders}"
+    path.write_text(text)
     return path
 
 

@@ -29,20 +29,17 @@ import comfy.model_patcher
 import comfy.patcher_extension
 import comfy.utils
 import torch
-from comfy.weight_adapter.lora import LoraDiff
 from torch import nn
 
-from ...errors import TrainingError
-from ...sampling import schedules
-from ..attention import TemporalAttention
-from ..config import MotionModuleConfig
-from ..loader import LoadedMotionModule
-from ..model import MotionModel
-from ..patcher import KEY as MOTION_KEY
-from ..patcher import apply_motion_module
+from ..errors import TrainingError
+from ..motion_module.attention import TemporalAttention
+from ..motion_module.config import MotionModuleConfig
+from ..motion_module.loader import LoadedMotionModule
+from ..motion_module.model import MotionModel
+from ..motion_module.patcher import KEY as MOTION_KEY
+from ..motion_module.patcher import apply_motion_module
+from ..sampling import schedules
 
-STAGES = ("motion_lora", "domain_adapter", "motion_module")
-DEFAULT_RANK = {"motion_lora": 64, "domain_adapter": 128}  # the official v2_lora_* and v3_sd15_adapter files
 PROJECTIONS = ("to_q", "to_k", "to_v", "to_out")
 # diffusers UNet weight names of the image model's attention projections
 ADAPTER_TARGET = re.compile(r"^(?P<layer>.+\.attentions\.\d+\.transformer_blocks\.\d+\.attn[12])\.(?P<proj>to_q|to_k|to_v|to_out\.0)\.weight$")
@@ -88,8 +85,11 @@ def domain_adapter_targets(model: comfy.model_base.BaseModel) -> dict[str, str]:
     return dict(sorted(targets.items()))
 
 
-def lora_adapter(weight: torch.Tensor, rank: int, generator: torch.Generator) -> LoraDiff:
-    """A trainable ``W + up @ down`` for ``weight`` (out, in): ``up`` zero, ``down`` N(0, 1/rank²), float32."""
+def lora_adapter(weight: torch.Tensor, rank: int, generator: torch.Generator) -> nn.Module:
+    """A trainable ``W + up @ down`` for ``weight`` (out, in): ``up`` zero, ``down`` N(0, 1/rank²), float32 (ComfyUI's
+    training ``LoraDiff``, imported only when training runs)."""
+    from comfy.weight_adapter.lora import LoraDiff
+
     out_features, in_features = weight.shape
     down = torch.randn(rank, in_features, generator=generator) / rank
     up = torch.zeros(out_features, rank)
@@ -202,7 +202,7 @@ def setup_motion_lora(model: comfy.model_patcher.ModelPatcher, motion: LoadedMot
     guard_inference_weights(animated)
     info = {"rank": str(rank), "base": motion.config.base, "motion_module": motion.name, "motion_module_version": motion.config.version,
             "beta_schedule": schedules.resolve(beta_schedule, motion.config.version),
-            "format": "AnimateDiff MotionLoRA (<attention>.processor.<proj>_lora.{down,up}.weight)"}
+            "format": MotionLoRAStage.file_format}
     return Setup("motion_lora", animated, parameters, True, lambda: cpu_tensors(parameters), info,
                  [model.model, motion.model], lambda: motion_checkpointable(model, motion.model), trained)
 
@@ -222,7 +222,7 @@ def setup_domain_adapter(model: comfy.model_patcher.ModelPatcher, rank: int, gen
     if sampling is not None:
         patcher.add_object_patch("model_sampling", sampling)
     info = {"rank": str(rank), "base": "SDXL" if version == "sdxl" else "SD1.5", "beta_schedule": schedule,
-            "format": "AnimateDiff domain adapter (v3_sd15_adapter: <attention>.processor.<proj>_lora.{down,up}.weight)"}
+            "format": DomainAdapterStage.file_format}
     return Setup("domain_adapter", patcher, parameters, False, lambda: cpu_tensors(parameters), info,
                  [model.model], lambda: unet_checkpointable(model))
 
@@ -247,7 +247,7 @@ def setup_motion_module(model: comfy.model_patcher.ModelPatcher, motion: LoadedM
     config = trainable.config
     info = {"base": config.base, "motion_module_version": config.version, "motion_module": name, "origin": origin,
             "beta_schedule": schedules.resolve(beta_schedule, config.version),
-            "format": "AnimateDiff motion module (official layout)"}
+            "format": MotionModuleStage.file_format}
     return Setup("motion_module", animated, parameters, True, lambda: cpu_tensors(trainable.state_dict()), info,
                  [model.model], lambda: motion_checkpointable(model, trainable), trained)
 
@@ -265,3 +265,84 @@ def unet_checkpointable(model: comfy.model_patcher.ModelPatcher) -> list[nn.Modu
 
 def motion_checkpointable(model: comfy.model_patcher.ModelPatcher, motion: MotionModel) -> list[nn.Module]:
     return unet_checkpointable(model) + [motion.module_at(key) for key in motion.module_keys()]
+
+
+# ---------------------------------------------------------------- the stages as objects
+
+class Stage:
+    """One of the paper's training stages: what it needs, its default rank, its setup, its file and how that is used.
+
+    ``motion``: what the stage takes as the motion module (``"required"``: a MOTION_MODULE; ``"module or config"``: a
+    MOTION_MODULE to fine-tune or a MotionModuleConfig for a new one; ``"none"``). ``rank``: the default LoRA rank
+    (None: no LoRA). ``output``: what the trained file becomes in a graph.
+    """
+
+    name: str
+    motion: str
+    rank: int | None
+    video: bool
+    output: str
+    file_format: str
+
+    def check(self, motion) -> None:
+        """Refuse a motion-module argument this stage cannot take."""
+        if self.motion == "none" and motion is not None:
+            raise TrainingError(f"training: the {self.name} stage trains the image model alone; pass no motion module")
+        if self.motion != "none" and motion is None:
+            raise TrainingError(f"training: the {self.name} stage needs a motion module")
+
+    def setup(self, model: comfy.model_patcher.ModelPatcher, motion, rank: int | None, generator: torch.Generator,
+              beta_schedule: str) -> Setup:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class MotionLoRAStage(Stage):
+    name, motion, rank, video, output = "motion_lora", "required", 64, True, "MOTION_MODULE"  # rank of the v2_lora_* files
+    file_format = "AnimateDiff MotionLoRA (<attention>.processor.<proj>_lora.{down,up}.weight)"
+
+    def setup(self, model, motion, rank, generator, beta_schedule):
+        return setup_motion_lora(model, motion, rank, generator, beta_schedule)
+
+    def motion_module(self, tensors: dict[str, torch.Tensor], name: str, motion: LoadedMotionModule | None,
+                      strength: float) -> LoadedMotionModule:
+        """``motion`` with the trained MotionLoRA at ``strength``, through the pack's MotionLoRA loader."""
+        from ..motion_module.lora import apply_motion_lora, parse_motion_lora
+
+        if motion is None:
+            raise TrainingError("training: a MotionLoRA is applied to a motion module; pass motion=")
+        return apply_motion_lora(motion, parse_motion_lora(tensors, name), name, strength)
+
+
+class DomainAdapterStage(Stage):
+    name, motion, rank, video, output = "domain_adapter", "none", 128, False, "MODEL"  # rank of v3_sd15_adapter
+    file_format = "AnimateDiff domain adapter (v3_sd15_adapter: <attention>.processor.<proj>_lora.{down,up}.weight)"
+
+    def setup(self, model, motion, rank, generator, beta_schedule):
+        return setup_domain_adapter(model, rank, generator, beta_schedule)
+
+    def model(self, tensors: dict[str, torch.Tensor], name: str, model: comfy.model_patcher.ModelPatcher,
+              strength: float) -> comfy.model_patcher.ModelPatcher:
+        """``model`` with the trained adapter at alpha ``strength``, through the pack's adapter loader."""
+        from ..image_model.domain_adapter import apply_domain_adapter
+
+        return apply_domain_adapter(model, tensors, name, strength)
+
+
+class MotionModuleStage(Stage):
+    name, motion, rank, video, output = "motion_module", "module or config", None, True, "MOTION_MODULE"
+    file_format = "AnimateDiff motion module (official layout)"
+
+    def setup(self, model, motion, rank, generator, beta_schedule):
+        return setup_motion_module(model, motion, generator, beta_schedule)
+
+    def motion_module(self, tensors: dict[str, torch.Tensor], name: str, config: MotionModuleConfig) -> LoadedMotionModule:
+        """The trained motion module (in ComfyUI's UNet dtype)."""
+        trained = MotionModel(config, dtype=comfy.model_management.unet_dtype())
+        trained.load_state_dict(tensors)
+        return LoadedMotionModule(name, motion_patcher(trained.eval().requires_grad_(False)))
+
+
+STAGES: dict[str, Stage] = {stage.name: stage for stage in (MotionLoRAStage(), DomainAdapterStage(), MotionModuleStage())}

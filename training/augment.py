@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from kornia.geometry.transform import get_rotation_matrix2d, resize, warp_affine
 
-from ...errors import OptionsError
+from ..errors import OptionsError
 
 CAMERA_MOTIONS = ("zoom_in", "zoom_out", "pan_left", "pan_right", "tilt_up", "tilt_down", "roll_clockwise", "roll_anticlockwise")
 

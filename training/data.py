@@ -27,7 +27,7 @@ from einops import rearrange
 from kornia.geometry.transform import resize
 from PIL import Image
 
-from ...errors import OptionsError, TrainingDataError
+from ..errors import OptionsError, TrainingDataError
 from .augment import camera_motion, camera_path
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".avi")

@@ -7,7 +7,8 @@ the trainer applies like the sampler does) and the CONDITIONING of its caption. 
 - latents you already have (:meth:`TrainingClips.from_latents`),
 - pixel clips ``(frames, 3, h, w)`` in [0, 1] and captions or conditioning (:func:`encode_clips`),
   encoded once with the VAE and CLIP before training starts, so the training loop never loads them,
-- an IMAGE batch cut into clips (:func:`clips_from_images`), e.g. a training node's frames.
+- an IMAGE batch cut into clips (:func:`clips_from_images`), e.g. a training node's frames, or stills each
+  filmed by a camera move (:func:`training_clips`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ...errors import TrainingError
+from ..errors import TrainingError
+from .augment import camera_motion
+
+NO_CAMERA = "none (images are video frames)"
 
 
 def is_conditioning(value) -> bool:
@@ -153,3 +157,11 @@ def clips_from_images(images: torch.Tensor, frames: int, stride: int | None = No
     stride = stride or frames
     pixels = images[..., :3].movedim(-1, 1)
     return [pixels[start:start + frames] for start in range(0, images.shape[0] - frames + 1, stride)]
+
+
+def training_clips(images: torch.Tensor, frames: int, camera: str, speed: float) -> list[torch.Tensor]:
+    """IMAGE ``(N, H, W, 3)`` -> clips ``(frames, 3, H, W)``: consecutive frames (``camera`` :data:`NO_CAMERA`), or one
+    camera move per still."""
+    if camera == NO_CAMERA:
+        return clips_from_images(images, frames)
+    return [camera_motion(still, camera, speed, length=frames) for still in images[..., :3].movedim(-1, 1)]

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,16 +36,15 @@ import comfy.samplers
 import safetensors.torch
 import torch
 
-from ...errors import TrainingError, TrainingStateError
-from ...sampling import schedules
-from ..config import MotionModuleConfig
-from ..loader import LoadedMotionModule
-from ..model import MotionModel
+from ..errors import TrainingError, TrainingStateError
+from ..motion_module.checkpoint import content_hash, write_atomically
+from ..motion_module.config import MotionModuleConfig
+from ..motion_module.loader import LoadedMotionModule
+from ..sampling import schedules
 from . import stages
 from .clips import TrainingClips
+from .state import START_OVER, TrainingState
 
-STATE_FORMAT = "animdiff-training-state"
-STATE_VERSION = 1
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Config fields that may differ between a run and its resumption (they do not change what is computed).
@@ -57,7 +55,7 @@ RESUMABLE_CHANGES = ("steps", "checkpoint_every", "save_dtype", "gradient_checkp
 class TrainConfig:
     """Hyperparameters of one training run. ``steps`` counts optimizer steps of ``grad_accumulation`` clips each."""
 
-    stage: str = "motion_lora"  # motion_lora | domain_adapter | motion_module
+    stage: str = "motion_lora"  # a name in stages.STAGES: motion_lora | domain_adapter | motion_module
     steps: int = 2000
     learning_rate: float = 1e-4
     rank: int | None = None  # LoRA stages; default 64 (motion_lora) / 128 (domain_adapter), as the official files
@@ -76,8 +74,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.stage not in stages.STAGES:
             raise TrainingError(f"training: unknown stage {self.stage!r}; choose one of {', '.join(stages.STAGES)}")
-        if self.rank is None and self.stage in stages.DEFAULT_RANK:
-            self.rank = stages.DEFAULT_RANK[self.stage]
+        if self.rank is None:
+            self.rank = stages.STAGES[self.stage].rank
         problems = [f"{name} must be at least {low}" for name, low in (("steps", 0), ("frames", 1), ("image_batch", 1),
                                                                        ("grad_accumulation", 1), ("checkpoint_every", 0))
                     if getattr(self, name) < low]
@@ -126,33 +124,28 @@ class TrainResult:
         if path.suffix.lower() != ".safetensors":
             raise TrainingError(f"training: save to a .safetensors file, not {path.name}")
         dtype = DTYPES[dtype or self.config.save_dtype]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        safetensors.torch.save_file({k: v.to(dtype).contiguous() for k, v in self.tensors.items()}, str(tmp),
-                                    metadata={**self.metadata, "dtype": str(dtype).removeprefix("torch.")})
-        os.replace(tmp, path)
-        return path
+        tensors = {k: v.to(dtype).contiguous() for k, v in self.tensors.items()}
+        metadata = {**self.metadata, "dtype": str(dtype).removeprefix("torch.")}
+        return write_atomically(path, lambda tmp: safetensors.torch.save_file(tensors, str(tmp), metadata=metadata))
 
-    def apply(self, *, model: comfy.model_patcher.ModelPatcher | None = None, motion: LoadedMotionModule | None = None,
-              strength: float = 1.0, name: str | None = None):
-        """The trained weights as a graph value, through the pack's loaders: a MOTION_MODULE with the MotionLoRA at
-        ``strength`` (``motion`` needed), a MODEL with the domain adapter at alpha ``strength`` (``model`` needed),
-        or the trained motion module as a MOTION_MODULE."""
-        from ..domain_adapter import apply_domain_adapter
-        from ..lora import apply_motion_lora, parse_motion_lora
+    def motion_module(self, motion: LoadedMotionModule | None = None, *, strength: float = 1.0,
+                      name: str | None = None) -> LoadedMotionModule:
+        """The trained weights as a MOTION_MODULE, through the pack's loaders: ``motion`` with the MotionLoRA at
+        ``strength`` (``motion_lora``), or the trained module itself (``motion_module``)."""
+        stage, name = stages.STAGES[self.stage], name or f"trained_{self.stage}"
+        if isinstance(stage, stages.MotionLoRAStage):
+            return stage.motion_module(self.tensors, name, motion, strength)
+        if isinstance(stage, stages.MotionModuleStage):
+            return stage.motion_module(self.tensors, name, self.motion_config)
+        raise TrainingError(f"training: the {self.stage} stage trains no motion module; use model()")
 
-        name = name or f"trained_{self.stage}"
-        if self.stage == "motion_lora":
-            if motion is None:
-                raise TrainingError("training: a MotionLoRA is applied to a motion module; pass motion=")
-            return apply_motion_lora(motion, parse_motion_lora(self.tensors, name), name, strength)
-        if self.stage == "domain_adapter":
-            if model is None:
-                raise TrainingError("training: a domain adapter is applied to a MODEL; pass model=")
-            return apply_domain_adapter(model, self.tensors, name, strength)
-        trained = MotionModel(self.motion_config, dtype=comfy.model_management.unet_dtype())
-        trained.load_state_dict(self.tensors)
-        return LoadedMotionModule(name, stages.motion_patcher(trained.eval().requires_grad_(False)))
+    def model(self, model: comfy.model_patcher.ModelPatcher, *, strength: float = 1.0,
+              name: str | None = None) -> comfy.model_patcher.ModelPatcher:
+        """``model`` with the trained domain adapter at alpha ``strength`` (``domain_adapter``), as a MODEL."""
+        stage = stages.STAGES[self.stage]
+        if not isinstance(stage, stages.DomainAdapterStage):
+            raise TrainingError(f"training: the {self.stage} stage trains no image-model adapter; use motion_module()")
+        return stage.model(self.tensors, name or f"trained_{self.stage}", model, strength)
 
 
 # ---------------------------------------------------------------- the objective
@@ -276,12 +269,8 @@ class Run:
         self.data = data.detached()
         self.fingerprint = self.data.fingerprint()  # written with every state, checked on resume
         self.generator = torch.Generator().manual_seed(config.seed)
-        if config.stage == "motion_lora":
-            self.setup = stages.setup_motion_lora(model, motion, config.rank, self.generator, config.beta_schedule)
-        elif config.stage == "domain_adapter":
-            self.setup = stages.setup_domain_adapter(model, config.rank, self.generator, config.beta_schedule)
-        else:
-            self.setup = stages.setup_motion_module(model, motion, self.generator, config.beta_schedule)
+        self.stage = stages.STAGES[config.stage]
+        self.setup = self.stage.setup(model, motion, config.rank, self.generator, config.beta_schedule)
         if self.setup.video:
             limit = self.setup.motion.config.max_frames
             if config.frames > limit:
@@ -300,46 +289,48 @@ class Run:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.order = EpochOrder(len(self.data))
         self.step, self.losses = 0, []
+        self.state = TrainingState.new(state_path or "", self.identity(motion))
 
     # ------------------------------------------------ state
 
-    def state(self) -> dict:
-        return {
-            "format": STATE_FORMAT, "version": STATE_VERSION, "config": self.config.trajectory(), "step": self.step,
-            "clips": [list(x.shape) for x in self.data.latents], "data": self.fingerprint,
-            "parameters": {k: p.detach().to("cpu", copy=True) for k, p in self.setup.parameters.items()},
-            "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-            "generator": self.generator.get_state(), "order": self.order.state(), "losses": list(self.losses),
-        }
+    def identity(self, motion) -> dict:
+        """What a resumed run must share with this one (see :class:`~training.state.TrainingState`)."""
+        return {"config": self.config.trajectory(), "clips": [list(x.shape) for x in self.data.latents], "data": self.fingerprint,
+                "motion": motion_identity(motion), "motion_name": motion_name(motion), "shapes": {k: list(p.shape) for k, p in self.setup.parameters.items()}}
 
-    def save_state(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state(), tmp)
-        os.replace(tmp, path)
+    def save_state(self) -> None:
+        self.state.write(
+            step=self.step, losses=list(self.losses), generator=self.generator.get_state(), order=self.order.state(),
+            parameters={k: p.detach().to("cpu", copy=True) for k, p in self.setup.parameters.items()},
+            optimizer=self.optimizer.state_dict(), scaler=self.scaler.state_dict())
 
-    def restore(self, state: dict, source: str) -> None:
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
-            raise TrainingStateError(source, f"not an AnimDiff training state (version {STATE_VERSION})")
-        differ = sorted(k for k, v in self.config.trajectory().items() if state["config"].get(k) != v)
-        if differ:
-            raise TrainingStateError(source, "was trained with other settings: " +
-                                     ", ".join(f"{k} {state['config'].get(k)!r} (now {getattr(self.config, k)!r})" for k in differ))
-        if state["clips"] != [list(x.shape) for x in self.data.latents] or state.get("data") != self.fingerprint:
-            raise TrainingStateError(source, f"was trained on other clips or captions ({len(state['clips'])} clips; now {len(self.data)}): "
-                                     "start a new run (another name, or without resume)")
-        saved = state["parameters"]
-        if {k: list(v.shape) for k, v in saved.items()} != {k: list(p.shape) for k, p in self.setup.parameters.items()}:
-            raise TrainingStateError(source, "its trained weights do not fit this model / motion module")
+    def restore(self, state: TrainingState) -> None:
+        """Continue the run ``state`` holds: refused (naming the state file) unless it is this run."""
+        now = self.state.contents
+        other_data = lambda saved, _: f"was trained on other clips or captions ({len(state.contents['clips'])} clips; now {len(self.data)})"  # noqa: E731
+        state.check_identity(now, {
+            "config": lambda saved, current: "was trained with other settings: " + ", ".join(
+                f"{k} {saved.get(k)!r} (now {current[k]!r})" for k in sorted(current) if saved.get(k) != current[k]),
+            "clips": other_data, "data": other_data,
+            "motion": lambda saved, current: f"was trained on another motion module ({state.contents.get('motion_name')}; now "
+                                             f"{now['motion_name']}: other weights)",
+            "shapes": lambda saved, current: "its trained weights do not fit this model / motion module",
+        })
+        contents = state.contents
         with torch.no_grad():
             for key, parameter in self.setup.parameters.items():
-                parameter.copy_(saved[key])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scaler.is_enabled():
-            self.scaler.load_state_dict(state["scaler"])
-        self.generator.set_state(state["generator"])
-        self.order.restore(state["order"])
-        self.step, self.losses = int(state["step"]), [float(x) for x in state["losses"]]
+                parameter.copy_(contents["parameters"][key])
+        try:
+            self.optimizer.load_state_dict(contents["optimizer"])
+            if self.scaler.is_enabled():
+                self.scaler.load_state_dict(contents["scaler"])
+            self.generator.set_state(contents["generator"])
+            self.order.restore(contents["order"])
+            self.step, self.losses = int(contents["step"]), [float(x) for x in contents["losses"]]
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise TrainingStateError(state.path, f"damaged: its optimizer or generator state cannot be restored ({err}); "
+                                                 f"{START_OVER}") from None
+        self.state = TrainingState(self.state.path, {**now, "run": state.run})  # the same run, written to this run's file
 
     # ------------------------------------------------ training
 
@@ -414,7 +405,7 @@ class Run:
                 self.losses.append(total / config.grad_accumulation)
                 if self.state_path is not None and (self.step == config.steps or
                                                     (config.checkpoint_every and self.step % config.checkpoint_every == 0)):
-                    self.save_state(self.state_path)
+                    self.save_state()
                 if self.progress is not None:
                     self.progress(Progress(self.step, config.steps, self.losses[-1], time.perf_counter() - started))
         finally:
@@ -432,38 +423,50 @@ class Run:
         config = self.config
         metadata = {"stage": config.stage, "steps": str(self.step), "seed": str(config.seed), "learning_rate": repr(config.learning_rate),
                     "frames": str(config.frames if self.setup.video else 1), "beta_schedule": config.beta_schedule,
-                    "base_model": stages.describe_model(model), "trained_with": "ComfyUI-AnimDiff", **self.setup.info}
+                    "base_model": stages.describe_model(model), "trained_with": "ComfyUI-AnimDiff", "training_run": self.state.run,
+                    **self.setup.info}
         if self.losses:
             metadata["final_loss"] = f"{self.losses[-1]:.6g}"
-        motion_config = self.setup.motion.config if config.stage == "motion_module" else None
+        motion_config = self.setup.motion.config if isinstance(self.stage, stages.MotionModuleStage) else None
         return TrainResult(config.stage, self.setup.export(), metadata, list(self.losses), config, motion_config)
 
 
-def load_state(path: str | Path) -> dict:
-    """A training-state file (only tensors and plain values are read: ``weights_only``)."""
-    return torch.load(Path(path), map_location="cpu", weights_only=True)
+def motion_identity(motion: LoadedMotionModule | MotionModuleConfig | None) -> dict | None:
+    """A motion module's identity for a training state: the content hash of its frozen weights (computed once when it
+    was loaded) and the MotionLoRAs on it; a new module's config."""
+    if isinstance(motion, LoadedMotionModule):
+        content = motion.model.content_hash or content_hash(motion.model.state_dict())
+        return {"content": content, "loras": [[name, float(strength)] for name, strength in motion.loras]}
+    if isinstance(motion, MotionModuleConfig):
+        return {"content": f"new {dataclasses.asdict(motion)}", "loras": []}
+    return None
+
+
+def motion_name(motion: LoadedMotionModule | MotionModuleConfig | None) -> str:
+    """For messages only (a renamed file is still the same motion module)."""
+    if isinstance(motion, LoadedMotionModule):
+        return motion.describe()
+    return f"a new {motion.version} motion module" if isinstance(motion, MotionModuleConfig) else "none"
 
 
 def train(config: TrainConfig, model: comfy.model_patcher.ModelPatcher, data: TrainingClips,
           motion: LoadedMotionModule | MotionModuleConfig | None = None, *, progress: Callable[[Progress], None] | None = None,
-          state_path: str | Path | None = None, resume: str | Path | None = None) -> TrainResult:
+          state_path: str | Path | None = None, resume: TrainingState | str | Path | None = None) -> TrainResult:
     """Train one stage; returns the weights in the file layout the pack's loaders read.
 
     ``model``: the MODEL (frozen); ``motion``: the MOTION_MODULE to train a MotionLoRA on (``motion_lora``), a
     MotionModuleConfig for a new module or a MOTION_MODULE to fine-tune (``motion_module``), nothing for the
     ``domain_adapter``; ``data``: :class:`TrainingClips`; ``progress``: called after every optimizer step with a
     :class:`Progress` (raise from it to stop); ``state_path``: where the training state is written every
-    ``config.checkpoint_every`` steps and at the end; ``resume``: a state file to continue from.
+    ``config.checkpoint_every`` steps and at the end; ``resume``: a state (file) to continue from, refused unless it is
+    the same run (settings, clips and captions, motion module content).
     Works inside a node's ``torch.inference_mode``; the inputs are never changed.
     """
-    if config.stage in ("motion_lora", "motion_module") and motion is None:
-        raise TrainingError(f"training: the {config.stage} stage needs a motion module")
-    if config.stage == "domain_adapter" and motion is not None:
-        raise TrainingError("training: the domain adapter is trained on the image model alone; pass no motion module")
+    stages.STAGES[config.stage].check(motion)
     with torch.inference_mode(False), torch.enable_grad():
         run = Run(config, model, data, motion, progress, Path(state_path) if state_path is not None else None)
         if resume is not None:
-            run.restore(load_state(resume), str(resume))
+            run.restore(resume if isinstance(resume, TrainingState) else TrainingState.read(resume))
         run.execute()
         return run.result(model)
 

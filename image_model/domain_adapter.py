@@ -15,7 +15,7 @@ import comfy.model_patcher
 import torch
 
 from ..errors import FileError
-from .layout import MODULE_KEY, to_original_keys
+from ..motion_module.layout import MODULE_KEY, to_original_keys
 
 ADAPTER_KEY = re.compile(r"^(?:unet\.)?(?P<layer>(?:down_blocks|up_blocks)\.\d+\.attentions\.\d+|mid_block\.attentions\.\d+)"
                          r"\.transformer_blocks\.\d+\.attn[12]\.processor\.to_(?:q|k|v|out)_lora\.(?:down|up)\.weight$")
