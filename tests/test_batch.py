@@ -1,4 +1,4 @@
-"""The batch client (scripts/animdiff_batch.py): override parsing without a server, then sweeps against the live one."""
+"""The batch client (scripts/animdiff_batch.py on client/): override parsing without a server, then sweeps against the live one."""
 
 from __future__ import annotations
 
@@ -6,18 +6,20 @@ import json
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import animdiff_batch as batch
 import pytest
+from batch_support import assert_animated, batch_command, core_graph, history_ids, report_lines, run_batch, write_json
 from comfy_server import free_port
 from graphs import small_txt2vid
 from PIL import Image
 
-SCRIPT = Path(batch.__file__)
+import client.report as reports
+import client.workflow as workflow
+
 WORKFLOW = {
     "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd15.safetensors"}},
     "4": {"class_type": "CLIPTextEncode", "_meta": {"title": "Positive"}, "inputs": {"clip": ["1", 1], "text": "a cat"}},
@@ -29,12 +31,7 @@ WORKFLOW = {
 
 
 def sweep(*sets, zipped=False, prompts=None, prompt_input=None):
-    return batch.expand(WORKFLOW, batch.build_sweeps(WORKFLOW, list(sets), prompts, prompt_input), zipped)
-
-
-def write_json(path: Path, graph: dict) -> Path:
-    path.write_text(json.dumps(graph))
-    return path
+    return workflow.expand(WORKFLOW, workflow.build_sweeps(WORKFLOW, list(sets), prompts, prompt_input), zipped)
 
 
 # --- without a server ---------------------------------------------------------------------------
@@ -45,7 +42,7 @@ def write_json(path: Path, graph: dict) -> Path:
     ("[1, 2]", [1, 2]), ("", [""]),
 ])
 def test_values_ranges_lists_and_json(text, values):
-    assert batch.parse_values(text) == values
+    assert workflow.parse_values(text) == values
 
 
 def test_sweeps_are_a_product_or_zipped():
@@ -56,10 +53,10 @@ def test_sweeps_are_a_product_or_zipped():
     zipped = sweep("KSampler.inputs.seed=1..3", "7.inputs.cfg=6,7,8", "Negative.inputs.text=ugly", zipped=True)
     assert [(i.parameters["7.inputs.seed"], i.parameters["7.inputs.cfg"], i.parameters["5.inputs.text"]) for i in zipped] == [
         (1, 6, "ugly"), (2, 7, "ugly"), (3, 8, "ugly")]
-    with pytest.raises(batch.UsageError, match="one length"):
+    with pytest.raises(workflow.UsageError, match="one length"):
         sweep("KSampler.inputs.seed=1..3", "7.inputs.cfg=6,7", zipped=True)
     assert [item.parameters for item in sweep()] == [{}]
-    with pytest.raises(batch.UsageError, match="7.inputs.seed is set more than once"):
+    with pytest.raises(workflow.UsageError, match="7.inputs.seed is set more than once"):
         sweep("KSampler.inputs.seed=1", "7.inputs.seed=2")
 
 
@@ -73,7 +70,7 @@ def test_prompts_file_replaces_the_positive_text(tmp_path):
     items = sweep(prompts=prompts, prompt_input="Negative.inputs.text")
     assert [i.prompt["5"]["inputs"]["text"] for i in items] == ["a lighthouse, at dusk", "a red fox"]
     prompts.write_text("# nothing\n\n")
-    with pytest.raises(batch.UsageError, match="no prompts"):
+    with pytest.raises(workflow.UsageError, match="no prompts"):
         sweep(prompts=prompts)
 
 
@@ -88,7 +85,7 @@ def test_prompts_file_replaces_the_positive_text(tmp_path):
     ("KSampler.inputs.seed=[]", r"no values"),
 ])
 def test_unknown_nodes_and_inputs_are_refused(override, message):
-    with pytest.raises(batch.UsageError, match=message):
+    with pytest.raises(workflow.UsageError, match=message):
         sweep(override)
 
 
@@ -109,56 +106,19 @@ def test_report_drops_a_line_cut_by_a_crash_and_resume_skips_done(tmp_path, caps
     items = sweep("KSampler.inputs.seed=1,1,2")  # two identical prompts: each needs its own line
     path = tmp_path / "report.jsonl"
     path.write_text(json.dumps({"index": 0, "prompt_hash": items[0].hash, "status": "success"}) + "\n" + '{"index": 1, "prompt_ha')
-    report = batch.Report(path, fresh=False)
+    report = reports.Report(path, fresh=False)
     report.record({"index": 2, "prompt_id": "p", "prompt_hash": items[2].hash, "status": "error"})
     report.close()
     assert [json.loads(line)["index"] for line in path.read_text().splitlines()] == [0, 2]
-    assert [item.index for item in batch.still_to_do(items, batch.successes(batch.read_report(path)))] == [1, 2]
+    assert [item.index for item in reports.still_to_do(items, reports.successes(reports.read_report(path)))] == [1, 2]
     api = write_json(tmp_path / "api.json", WORKFLOW)
     assert batch.main([str(api), "--set", "KSampler.inputs.seed=1,1,2", "--report", str(path), "--dry-run"]) == 0
     assert "[1/3] KSampler.seed=1  (done)\n[2/3] KSampler.seed=1\n[3/3] KSampler.seed=2\n3 items, 2 to run" in capsys.readouterr().out
-    batch.Report(path, fresh=True).close()
+    reports.Report(path, fresh=True).close()
     assert path.read_text() == ""
 
 
 # --- against the live server --------------------------------------------------------------------
-
-def batch_command(*args) -> list[str]:
-    return [sys.executable, str(SCRIPT), *map(str, args)]
-
-
-def run_batch(*args, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(batch_command(*args), capture_output=True, text=True, timeout=timeout)
-
-
-def core_graph(prefix: str, size: int = 16, *between: tuple[str, dict]) -> dict:
-    """Two frames (``a`` black, ``b`` blue) -> the ``between`` nodes -> SaveAnimatedWEBP: core nodes, no model."""
-    empty = lambda color: {"class_type": "EmptyImage", "inputs": {"width": size, "height": size, "batch_size": 1, "color": color}}
-    graph = {"a": empty(0), "b": empty(255), "frames": {"class_type": "ImageBatch", "inputs": {"image1": ["a", 0], "image2": ["b", 0]}}}
-    last = "frames"
-    for node_id, node in between:
-        graph[node_id] = {**node, "inputs": {**node["inputs"], "image": [last, 0]}}
-        last = node_id
-    graph["save"] = {"class_type": "SaveAnimatedWEBP", "inputs": {"images": [last, 0], "filename_prefix": prefix, "fps": 4.0,
-                                                                  "lossless": True, "quality": 80, "method": "default"}}
-    return graph
-
-
-def report_lines(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def history_ids(server, prefix: str) -> set[str]:
-    """Ids of the prompts the server has run that save under ``prefix``."""
-    return {prompt_id for prompt_id, entry in server.get("/history").items()
-            if any(node["inputs"].get("filename_prefix") == prefix for node in entry["prompt"][2].values())}
-
-
-def assert_animated(paths, frames: int):
-    for path in paths:
-        with Image.open(path) as image:
-            assert image.format == "WEBP" and image.n_frames == frames, path
-
 
 def test_seed_sweep_of_the_txt2vid_workflow_collects_the_animations(server, tmp_path):
     """The shipped workflow at its cheapest (each item reloads the checkpoint: the test server caches nothing)."""
@@ -268,13 +228,14 @@ def forward_later(port: int, upstream: int, delay: float):
 
 
 def test_server_coming_up_late_is_waited_for_and_polled(server, tmp_path):
-    """Connection refused at first: /ws falls back to polling /history, queueing is retried until the server answers."""
+    """Connection refused at first: /ws falls back to polling /history, the check of the server is retried until it answers."""
     workflow = write_json(tmp_path / "late.api.json", core_graph("batch_late/frames"))
     port = free_port()
     forward_later(port, int(server.url.rsplit(":", 1)[1]), delay=1.5)
     result = run_batch(workflow, "--set", "b.inputs.color=65280,16711680", "--server", f"http://127.0.0.1:{port}", "--out", tmp_path / "out")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "progress: polling /history (/ws failed" in result.stdout and "queueing: " in result.stdout
+    assert "progress: polling /history (/ws failed" in result.stdout  # the socket was refused too
+    assert "reading /object_info of 127.0.0.1:" in result.stdout and "retry 1/5 in 1 s" in result.stdout  # waited for the server
     lines = report_lines(tmp_path / "out" / "report.jsonl")
     assert [line["status"] for line in lines] == ["success", "success"]
     assert_animated([line["outputs"][0] for line in lines], frames=2)

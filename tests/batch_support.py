@@ -1,0 +1,56 @@
+"""Running the batch CLI (scripts/animdiff_batch.py) in tests, the cheap graphs it runs, and reading what it left."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "animdiff_batch.py"
+
+
+def write_json(path: Path, graph: dict) -> Path:
+    path.write_text(json.dumps(graph))
+    return path
+
+
+def batch_command(*args) -> list[str]:
+    return [sys.executable, str(SCRIPT), *map(str, args)]
+
+
+def run_batch(*args, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(batch_command(*args), capture_output=True, text=True, timeout=timeout)
+
+
+def core_graph(prefix: str, size: int = 16, *between: tuple[str, dict]) -> dict:
+    """Two frames (``a`` black, ``b`` blue) -> the ``between`` nodes -> SaveAnimatedWEBP: core nodes, no model."""
+    empty = lambda color: {"class_type": "EmptyImage", "inputs": {"width": size, "height": size, "batch_size": 1, "color": color}}
+    graph = {"a": empty(0), "b": empty(255), "frames": {"class_type": "ImageBatch", "inputs": {"image1": ["a", 0], "image2": ["b", 0]}}}
+    last = "frames"
+    for node_id, node in between:
+        graph[node_id] = {**node, "inputs": {**node["inputs"], "image": [last, 0]}}
+        last = node_id
+    graph["save"] = {"class_type": "SaveAnimatedWEBP", "inputs": {"images": [last, 0], "filename_prefix": prefix, "fps": 4.0,
+                                                                  "lossless": True, "quality": 80, "method": "default"}}
+    return graph
+
+
+def report_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def history_ids(server, prefix: str) -> set[str]:
+    """Ids of the prompts the server has run that save under ``prefix``."""
+    return {prompt_id for prompt_id, entry in server.get("/history").items()
+            if any(node["inputs"].get("filename_prefix") == prefix for node in entry["prompt"][2].values())}
+
+
+def assert_animated(paths, frames: int):
+    for path in paths:
+        with Image.open(path) as image:
+            assert image.format == "WEBP" and image.n_frames == frames, path
+
+
