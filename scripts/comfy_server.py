@@ -110,18 +110,18 @@ class ComfyServer:
         (this client's ``/ws``), ``progress`` gets each of the prompt's messages."""
         deadline = time.time() + timeout
         while time.time() < deadline:
+            until = time.time() + 0.25
+            while events is not None and events.ws is not None and time.time() < until:
+                message = events.receive(max(0.01, until - time.time()))
+                if message and (message.get("data") or {}).get("prompt_id") == prompt_id and progress:
+                    progress(message)
+            time.sleep(max(0.0, until - time.time()))
             entry = self.api.history(prompt_id)
             if entry is not None:
                 if failed(entry):
                     failure = execution_failure(entry.get("status", {}), entry["prompt"][2])
                     raise PromptError(f"prompt {prompt_id} failed: {failure['message']} {json.dumps(failure['details'])[:2000]}", entry)
                 return entry
-            until = time.time() + 0.25
-            while events is not None and time.time() < until:
-                message = events.receive(max(0.01, until - time.time()))
-                if message and (message.get("data") or {}).get("prompt_id") == prompt_id and progress:
-                    progress(message)
-            time.sleep(max(0.0, until - time.time()))
         raise TimeoutError(f"prompt {prompt_id} not finished after {timeout} s")
 
     def run(self, prompt: dict, timeout: float = 900, progress=None) -> dict:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from PIL import Image
@@ -54,3 +56,51 @@ def assert_animated(paths, frames: int):
             assert image.format == "WEBP" and image.n_frames == frames, path
 
 
+
+
+class Forwarder:
+    """A TCP forwarder from ``port`` to ``upstream`` on 127.0.0.1 that the test can cut (connections refused, open ones
+    closed: a server gone from the network, its queue intact) and open again."""
+
+    def __init__(self, port: int, upstream: int):
+        self.port, self.upstream = port, upstream
+        self.listener, self.sockets, self.lock = None, [], threading.Lock()
+
+    def open(self) -> Forwarder:
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+        return self
+
+    def cut(self):
+        self.listener.close()
+        with self.lock:
+            for sock in self.sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+            self.sockets.clear()
+
+    def _accept(self, listener):
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            remote = socket.create_connection(("127.0.0.1", self.upstream))
+            with self.lock:
+                self.sockets += [client, remote]
+            threading.Thread(target=self._pump, args=(client, remote), daemon=True).start()
+            threading.Thread(target=self._pump, args=(remote, client), daemon=True).start()
+
+    @staticmethod
+    def _pump(source, target):
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass  # the other direction closed both
+        finally:
+            source.close()
+            target.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import animdiff_batch as batch
 import pytest
-from batch_support import assert_animated, batch_command, core_graph, history_ids, report_lines, run_batch, write_json
+from batch_support import Forwarder, assert_animated, batch_command, core_graph, history_ids, report_lines, run_batch, write_json
 from comfy_server import free_port
 from graphs import small_txt2vid
 from PIL import Image
@@ -207,24 +206,9 @@ def test_unreachable_server_is_retried_then_the_run_stops(tmp_path):
 
 def forward_later(port: int, upstream: int, delay: float):
     """After ``delay`` s, a TCP forwarder from ``port`` to ``upstream``: a server that comes up late."""
-    def pump(source, target):
-        with source, target:
-            try:
-                while data := source.recv(65536):
-                    target.sendall(data)
-            except OSError:
-                pass  # the other direction closed both
-
-    def serve():
-        time.sleep(delay)
-        listener = socket.create_server(("127.0.0.1", port))
-        while True:
-            client, _ = listener.accept()
-            remote = socket.create_connection(("127.0.0.1", upstream))
-            threading.Thread(target=pump, args=(client, remote), daemon=True).start()
-            threading.Thread(target=pump, args=(remote, client), daemon=True).start()
-
-    threading.Thread(target=serve, daemon=True).start()
+    timer = threading.Timer(delay, Forwarder(port, upstream).open)
+    timer.daemon = True
+    timer.start()
 
 
 def test_server_coming_up_late_is_waited_for_and_polled(server, tmp_path):

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from batch_support import assert_animated, batch_command, core_graph, history_ids, report_lines, run_batch, write_json
-from comfy_server import ComfyServer
+from batch_support import Forwarder, assert_animated, batch_command, core_graph, history_ids, report_lines, run_batch, write_json
+from comfy_server import ComfyServer, free_port
 from pack_import import COMFYUI_DIR
 
 CHECKPOINT = "tiny_listed_only.safetensors"  # listed by /object_info; never loaded (the node is not wired to an output)
@@ -127,6 +127,52 @@ def test_a_server_missing_a_model_stops_the_run_before_anything_is_queued(server
     lines = report_lines(tmp_path / "out" / "report.jsonl")
     assert len(lines) == 4 and {line["server"] for line in lines} <= {servers[0].url, servers[1].url}
     assert history_ids(servers[2], prefix) == set()
+
+
+def test_the_server_helper_follows_a_prompt_over_ws(servers, tmp_path):
+    """What the main job shows its progress from: the prompt's own /ws messages, node by node."""
+    seen = []
+    entry = servers[0].run(core_graph(f"ws_{tmp_path.name}/frames"), progress=seen.append)
+    assert {message["data"]["prompt_id"] for message in seen} == {entry["prompt"][1]}
+    assert {"a", "b", "frames", "save"} <= {message["data"]["node"] for message in seen if message["type"] == "executing"}
+
+
+def wait_until(condition, run: subprocess.Popen, log: Path, timeout: float = 120):
+    deadline = time.time() + timeout
+    while not condition():
+        assert run.poll() is None and time.time() < deadline, log.read_text()
+        time.sleep(0.01)
+
+
+def test_a_server_cut_off_is_down_then_gets_items_again_once_it_answers(servers, tmp_path):
+    prefix = f"revived_{tmp_path.name}/frames"
+    out, log = tmp_path / "out", tmp_path / "run.log"
+    forwarder = Forwarder(free_port(), servers[1].port).open()  # servers[1] as seen through a network we can cut
+    via = f"http://127.0.0.1:{forwarder.port}"
+    args = [write_json(tmp_path / "frames.api.json", core_graph(prefix, 1024)), "--set", "a.inputs.color=0..39",
+            "--server", servers[0].url, "--server", via, "--out", out, "--retries", 1, "--max-queued", 1]
+    with open(log, "w") as log_file:
+        run = subprocess.Popen(batch_command(*args), stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: any(line["server"] == via for line in report_lines(out / "report.jsonl")), run, log)
+            forwarder.cut()
+            wait_until(lambda: f"127.0.0.1:{forwarder.port} is down" in log.read_text(), run, log)
+            forwarder.open()
+            assert run.wait(timeout=300) == 0, log.read_text()
+        finally:
+            if run.poll() is None:
+                run.kill()
+            forwarder.cut()
+    stdout = log.read_text()
+    back = stdout.index(f"127.0.0.1:{forwarder.port} answers again")
+    assert f" on 127.0.0.1:{forwarder.port}: " in stdout[back:]  # items finished there after it came back
+    lines = report_lines(out / "report.jsonl")
+    assert all(line["status"] == "success" for line in lines)
+    assert sorted(line["parameters"]["a.inputs.color"] for line in lines) == list(range(40))  # each item reported once
+    ran = by_server(lines)
+    assert history_ids(servers[0], prefix) == ran[servers[0].url]
+    # Cut off, servers[1] kept running the one prompt it had (max-queued 1), which also went to servers[0].
+    assert ran[via] <= history_ids(servers[1], prefix) and len(history_ids(servers[1], prefix) - ran[via]) <= 1
 
 
 def test_a_server_killed_after_its_first_item_its_items_go_elsewhere_and_its_finished_item_is_kept(servers, tmp_path):
