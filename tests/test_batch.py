@@ -101,6 +101,17 @@ def test_cli_refuses_ui_format_and_dry_run_lists_items(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_servers_from_flags_and_file_each_once_with_their_own_max_queued(tmp_path):
+    listed = tmp_path / "servers.txt"
+    listed.write_text("# gpu box\nhttp://10.0.0.12:8188 4\n\nhttp://127.0.0.1:8188/\nhttp://10.0.0.13:8188\n")
+    servers = batch.servers_of(batch.parse_args(["w.json", "--server", "http://127.0.0.1:8188", "--servers", str(listed), "--max-queued", "3"]))
+    assert [(s.url, s.max_queued) for s in servers] == [("http://127.0.0.1:8188", 3), ("http://10.0.0.12:8188", 4), ("http://10.0.0.13:8188", 3)]
+    assert [s.url for s in batch.servers_of(batch.parse_args(["w.json"]))] == ["http://127.0.0.1:8188"]
+    listed.write_text("http://10.0.0.12:8188 four\n")
+    with pytest.raises(workflow.UsageError, match="optionally followed by its max-queued"):
+        batch.servers_of(batch.parse_args(["w.json", "--servers", str(listed)]))
+
+
 def test_report_drops_a_line_cut_by_a_crash_and_resume_skips_done(tmp_path, capsys):
     items = sweep("KSampler.inputs.seed=1,1,2")  # two identical prompts: each needs its own line
     path = tmp_path / "report.jsonl"
