@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from PIL import Image
@@ -60,10 +61,11 @@ def assert_animated(paths, frames: int):
 
 class Forwarder:
     """A TCP forwarder from ``port`` to ``upstream`` on 127.0.0.1 that the test can cut (connections refused, open ones
-    closed: a server gone from the network, its queue intact) and open again."""
+    closed: a server gone from the network, its queue intact) and open again; ``delay`` s before each chunk it passes
+    on to the server (a slow link)."""
 
-    def __init__(self, port: int, upstream: int):
-        self.port, self.upstream = port, upstream
+    def __init__(self, port: int, upstream: int, delay: float = 0.0):
+        self.port, self.upstream, self.delay = port, upstream, delay
         self.listener, self.sockets, self.lock = None, [], threading.Lock()
 
     def open(self) -> Forwarder:
@@ -91,13 +93,14 @@ class Forwarder:
             remote = socket.create_connection(("127.0.0.1", self.upstream))
             with self.lock:
                 self.sockets += [client, remote]
-            threading.Thread(target=self._pump, args=(client, remote), daemon=True).start()
-            threading.Thread(target=self._pump, args=(remote, client), daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, remote, self.delay), daemon=True).start()
+            threading.Thread(target=self._pump, args=(remote, client, 0.0), daemon=True).start()
 
     @staticmethod
-    def _pump(source, target):
+    def _pump(source, target, delay: float):
         try:
             while data := source.recv(65536):
+                time.sleep(delay)
                 target.sendall(data)
         except OSError:
             pass  # the other direction closed both
