@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +27,20 @@ def batch_command(*args) -> list[str]:
 
 def run_batch(*args, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(batch_command(*args), capture_output=True, text=True, timeout=timeout)
+
+
+def killed_after(lines: int, args: list, report: Path, log: Path) -> list[dict]:
+    """Run the batch with ``args``, SIGKILL it once ``report`` has ``lines`` lines, and return the lines it left."""
+    with open(log, "w") as out:
+        run = subprocess.Popen(batch_command(*args), stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + 120
+            while len(report_lines(report)) < lines and run.poll() is None and time.time() < deadline:
+                time.sleep(0.01)
+        finally:
+            run.send_signal(signal.SIGKILL)
+            run.wait()
+    return report_lines(report)
 
 
 def core_graph(prefix: str, size: int = 16, *between: tuple[str, dict]) -> dict:

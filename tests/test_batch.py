@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import threading
-import time
 from pathlib import Path
 
 import animdiff_batch as batch
 import pytest
-from batch_support import Forwarder, assert_animated, batch_command, core_graph, history_ids, report_lines, run_batch, write_json
+from batch_support import Forwarder, assert_animated, core_graph, history_ids, killed_after, report_lines, run_batch, write_json
 from comfy_server import free_port
 from graphs import small_txt2vid
 from PIL import Image
@@ -153,16 +150,7 @@ def test_ten_item_sweep_killed_half_way_restarts_where_it_stopped_without_queuei
     args = [write_json(tmp_path / "frames.api.json", core_graph(prefix, size=1024)), "--set", "a.inputs.color=0..9",
             "--server", server.url, "--out", out]
     report = out / "report.jsonl"
-    with open(tmp_path / "first.log", "w") as log:
-        first = subprocess.Popen(batch_command(*args), stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.time() + 120
-            while len(report_lines(report)) < 2 and first.poll() is None and time.time() < deadline:
-                time.sleep(0.01)
-        finally:
-            first.send_signal(signal.SIGKILL)
-            first.wait()
-    before = report_lines(report)
+    before = killed_after(2, args, report, tmp_path / "first.log")
     left_queued = set(json.loads((out / "report.jsonl.queued.json").read_text())) - {line["prompt_id"] for line in before}
     assert 2 <= len(before) < 10, (tmp_path / "first.log").read_text()
 

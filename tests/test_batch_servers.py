@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from batch_support import Forwarder, assert_animated, batch_command, core_graph, history_ids, report_lines, run_batch, write_json
+from batch_support import Forwarder, assert_animated, batch_command, core_graph, history_ids, killed_after, report_lines, run_batch, write_json
 from comfy_server import ComfyServer, free_port
 from pack_import import COMFYUI_DIR
 
@@ -79,16 +79,7 @@ def test_client_killed_mid_run_and_rerun_queues_nothing_twice_on_any_server(serv
     args = [write_json(tmp_path / "frames.api.json", core_graph(prefix, 1024)), "--set", "a.inputs.color=0..11",
             *servers_args(servers), "--out", out]
     report = out / "report.jsonl"
-    with open(tmp_path / "first.log", "w") as log:
-        first = subprocess.Popen(batch_command(*args), stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.time() + 120
-            while len(report_lines(report)) < 2 and first.poll() is None and time.time() < deadline:
-                time.sleep(0.01)
-        finally:
-            first.send_signal(signal.SIGKILL)
-            first.wait()
-    before = report_lines(report)
+    before = killed_after(2, args, report, tmp_path / "first.log")
     queued = json.loads((out / "report.jsonl.queued.json").read_text())
     left_queued = set(queued) - {line["prompt_id"] for line in before}
     assert 2 <= len(before) < 12, (tmp_path / "first.log").read_text()
