@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -21,9 +20,10 @@ import torch  # noqa: E402
 from comfy_server import ComfyServer, output_files  # noqa: E402
 from pack_import import COMFYUI_DIR, PACK_DIR, import_pack  # noqa: E402
 
+from client.workflow import node_label  # noqa: E402  (importable once comfy_server loaded the client)
+
 WEIGHTS = (".safetensors", ".ckpt", ".pt", ".pth", ".sft")
 SMOKE_MODELS = PACK_DIR / ".cache" / "smoke-models"
-PROGRESS = re.compile(r"(\d+)/(\d+) \[[^\]\r\n]*\]")
 
 
 def weights_in(folders: list[Path]):
@@ -104,10 +104,15 @@ def main() -> int:
         print(f"[main] ComfyUI is up at {server.url}; queueing {args.workflow.name}", flush=True)
         started, last = time.time(), [""]
 
-        def progress():
-            segments = re.split(r"[\r\n]", server.log()[-4000:])
-            steps = [m for seg in segments if "context windows" not in seg for m in PROGRESS.findall(seg)]
-            text = f"sampling step {steps[-1][0]}/{steps[-1][1]}" if steps else "loading models"
+        def progress(message: dict):
+            """Sampling steps and the running node, from the server's /ws messages for our prompt."""
+            kind, data = message.get("type"), message.get("data") or {}
+            if kind == "progress":
+                text = f"step {data.get('value')}/{data.get('max')} of {node_label(data.get('node'), prompt)}"
+            elif kind == "executing" and data.get("node") is not None:
+                text = f"running {node_label(data['node'], prompt)}"
+            else:
+                return
             if text != last[0]:
                 print(f"[main] {text} ({time.time() - started:.0f} s)", flush=True)
                 last[0] = text

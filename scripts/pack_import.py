@@ -1,4 +1,5 @@
-"""Import this pack as the package ``animdiff`` beside a real ComfyUI, as ComfyUI itself would.
+"""Import this pack as the package ``animdiff`` beside a real ComfyUI, as ComfyUI itself would, and the
+pack's stdlib-only HTTP client as the package ``client`` (without ComfyUI).
 
 The pack root must never be on ``sys.path`` directly: its ``nodes/`` package would shadow
 ComfyUI's ``nodes.py``.
@@ -17,6 +18,21 @@ COMFYUI_DIR = Path(os.environ.get("COMFYUI_PATH") or PACK_DIR / ".cache" / "Comf
 RUNTIME_PYTHON = os.environ.get("ANIMDIFF_RUNTIME_PYTHON") or sys.executable
 
 
+def load_package(name: str, folder: Path):
+    """``folder`` imported as the package ``name`` (once), without putting its parent on ``sys.path``."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, folder / "__init__.py", submodule_search_locations=[str(folder)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def import_client():
+    """The pack's client for ComfyUI's HTTP API (``client/``), importable as ``client`` from then on."""
+    return load_package("client", PACK_DIR / "client")
+
+
 def import_pack():
     """ComfyUI on ``sys.path`` (CPU mode without CUDA, like ``--cpu``), then the pack as ``animdiff``."""
     if str(COMFYUI_DIR) not in sys.path:
@@ -25,10 +41,4 @@ def import_pack():
     import torch
 
     comfy.cli_args.args.cpu = not torch.cuda.is_available()
-    if "animdiff" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("animdiff", PACK_DIR / "__init__.py",
-                                                      submodule_search_locations=[str(PACK_DIR)])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["animdiff"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["animdiff"]
+    return load_package("animdiff", PACK_DIR)

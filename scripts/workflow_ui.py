@@ -22,6 +22,12 @@ from pathlib import Path
 
 import tomllib
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pack_import import import_client  # noqa: E402
+
+import_client()
+from client.workflow import is_link  # noqa: E402
+
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 UPLOAD_FLAGS = ("image_upload", "video_upload", "audio_upload")
 SEED_NAMES = ("seed", "noise_seed")
@@ -49,10 +55,6 @@ def extra_widget_values(name: str, spec: list) -> list:
     control = options.get("control_after_generate", spec[0] == "INT" and name in SEED_NAMES)
     extra = ["fixed"] if control else []
     return extra + (["image"] if any(options.get(flag) for flag in UPLOAD_FLAGS) else [])
-
-
-def is_link(value) -> bool:
-    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
 
 
 def pack_properties() -> dict:
@@ -170,7 +172,6 @@ def write_ui_twins(object_info: dict, comfyui_version: str) -> list[Path]:
 
 
 def main() -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from comfy_server import ComfyServer
     from pack_import import COMFYUI_DIR
 

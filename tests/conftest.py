@@ -6,9 +6,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from pack_import import import_pack  # noqa: E402
+from pack_import import import_client, import_pack  # noqa: E402
 
 import_pack()
+import_client()
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

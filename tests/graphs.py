@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import copy
-import json
 import re
 from pathlib import Path
 
 from weights import CHECKPOINT
 
+from client.workflow import load_workflow
+
 WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
 UI_WORKFLOWS = sorted(p.name for p in WORKFLOWS.glob("*.json") if not p.name.endswith(".api.json"))
 
 
-def load_workflow(name: str) -> dict:
+def shipped(name: str) -> dict:
     """A shipped workflow file from workflows/ (API or UI format)."""
-    return json.loads((WORKFLOWS / name).read_text())
+    return load_workflow(WORKFLOWS / name, api_only=False)
 
 
 def node_of(prompt: dict, class_type: str) -> dict:
@@ -25,7 +26,7 @@ def node_of(prompt: dict, class_type: str) -> dict:
 
 def small_txt2vid(motion_module: str, frames: int = 16, size: int = 32, steps: int = 2, seed: int = 1) -> dict:
     """The shipped 16-frame workflow on the test models, at smoke-test size."""
-    prompt = copy.deepcopy(load_workflow("txt2vid_16f.api.json"))
+    prompt = copy.deepcopy(shipped("txt2vid_16f.api.json"))
     node_of(prompt, "CheckpointLoaderSimple")["inputs"]["ckpt_name"] = CHECKPOINT
     node_of(prompt, "AnimDiffLoadMotionModule")["inputs"]["model_name"] = motion_module
     node_of(prompt, "EmptyLatentImage")["inputs"].update(width=size, height=size, batch_size=frames)

@@ -1,23 +1,21 @@
-"""The batch client (scripts/animdiff_batch.py): override parsing without a server, then sweeps against the live one."""
+"""The batch client (scripts/animdiff_batch.py on client/): override parsing without a server, then sweeps against the live one."""
 
 from __future__ import annotations
 
 import json
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import animdiff_batch as batch
 import pytest
+from batch_support import Forwarder, assert_animated, core_graph, history_ids, killed_after, report_lines, run_batch, write_json
 from comfy_server import free_port
 from graphs import small_txt2vid
 from PIL import Image
 
-SCRIPT = Path(batch.__file__)
+import client.report as reports
+import client.workflow as workflow
+
 WORKFLOW = {
     "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd15.safetensors"}},
     "4": {"class_type": "CLIPTextEncode", "_meta": {"title": "Positive"}, "inputs": {"clip": ["1", 1], "text": "a cat"}},
@@ -29,12 +27,7 @@ WORKFLOW = {
 
 
 def sweep(*sets, zipped=False, prompts=None, prompt_input=None):
-    return batch.expand(WORKFLOW, batch.build_sweeps(WORKFLOW, list(sets), prompts, prompt_input), zipped)
-
-
-def write_json(path: Path, graph: dict) -> Path:
-    path.write_text(json.dumps(graph))
-    return path
+    return workflow.expand(WORKFLOW, workflow.build_sweeps(WORKFLOW, list(sets), prompts, prompt_input), zipped)
 
 
 # --- without a server ---------------------------------------------------------------------------
@@ -45,7 +38,7 @@ def write_json(path: Path, graph: dict) -> Path:
     ("[1, 2]", [1, 2]), ("", [""]),
 ])
 def test_values_ranges_lists_and_json(text, values):
-    assert batch.parse_values(text) == values
+    assert workflow.parse_values(text) == values
 
 
 def test_sweeps_are_a_product_or_zipped():
@@ -56,10 +49,10 @@ def test_sweeps_are_a_product_or_zipped():
     zipped = sweep("KSampler.inputs.seed=1..3", "7.inputs.cfg=6,7,8", "Negative.inputs.text=ugly", zipped=True)
     assert [(i.parameters["7.inputs.seed"], i.parameters["7.inputs.cfg"], i.parameters["5.inputs.text"]) for i in zipped] == [
         (1, 6, "ugly"), (2, 7, "ugly"), (3, 8, "ugly")]
-    with pytest.raises(batch.UsageError, match="one length"):
+    with pytest.raises(workflow.UsageError, match="one length"):
         sweep("KSampler.inputs.seed=1..3", "7.inputs.cfg=6,7", zipped=True)
     assert [item.parameters for item in sweep()] == [{}]
-    with pytest.raises(batch.UsageError, match="7.inputs.seed is set more than once"):
+    with pytest.raises(workflow.UsageError, match="7.inputs.seed is set more than once"):
         sweep("KSampler.inputs.seed=1", "7.inputs.seed=2")
 
 
@@ -73,7 +66,7 @@ def test_prompts_file_replaces_the_positive_text(tmp_path):
     items = sweep(prompts=prompts, prompt_input="Negative.inputs.text")
     assert [i.prompt["5"]["inputs"]["text"] for i in items] == ["a lighthouse, at dusk", "a red fox"]
     prompts.write_text("# nothing\n\n")
-    with pytest.raises(batch.UsageError, match="no prompts"):
+    with pytest.raises(workflow.UsageError, match="no prompts"):
         sweep(prompts=prompts)
 
 
@@ -88,7 +81,7 @@ def test_prompts_file_replaces_the_positive_text(tmp_path):
     ("KSampler.inputs.seed=[]", r"no values"),
 ])
 def test_unknown_nodes_and_inputs_are_refused(override, message):
-    with pytest.raises(batch.UsageError, match=message):
+    with pytest.raises(workflow.UsageError, match=message):
         sweep(override)
 
 
@@ -105,60 +98,34 @@ def test_cli_refuses_ui_format_and_dry_run_lists_items(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_servers_from_flags_and_file_each_once_with_their_own_max_queued(tmp_path):
+    listed = tmp_path / "servers.txt"
+    listed.write_text("# gpu box\nhttp://10.0.0.12:8188 4\n\nhttp://127.0.0.1:8188/\nhttp://10.0.0.13:8188\n")
+    servers = batch.servers_of(batch.parse_args(["w.json", "--server", "http://127.0.0.1:8188", "--servers", str(listed), "--max-queued", "3"]))
+    assert [(s.url, s.max_queued) for s in servers] == [("http://127.0.0.1:8188", 3), ("http://10.0.0.12:8188", 4), ("http://10.0.0.13:8188", 3)]
+    assert [s.url for s in batch.servers_of(batch.parse_args(["w.json"]))] == ["http://127.0.0.1:8188"]
+    listed.write_text("http://10.0.0.12:8188 four\n")
+    with pytest.raises(workflow.UsageError, match="optionally followed by its max-queued"):
+        batch.servers_of(batch.parse_args(["w.json", "--servers", str(listed)]))
+
+
 def test_report_drops_a_line_cut_by_a_crash_and_resume_skips_done(tmp_path, capsys):
     items = sweep("KSampler.inputs.seed=1,1,2")  # two identical prompts: each needs its own line
     path = tmp_path / "report.jsonl"
     path.write_text(json.dumps({"index": 0, "prompt_hash": items[0].hash, "status": "success"}) + "\n" + '{"index": 1, "prompt_ha')
-    report = batch.Report(path, fresh=False)
+    report = reports.Report(path, fresh=False)
     report.record({"index": 2, "prompt_id": "p", "prompt_hash": items[2].hash, "status": "error"})
     report.close()
     assert [json.loads(line)["index"] for line in path.read_text().splitlines()] == [0, 2]
-    assert [item.index for item in batch.still_to_do(items, batch.successes(batch.read_report(path)))] == [1, 2]
+    assert [item.index for item in reports.still_to_do(items, reports.successes(reports.read_report(path)))] == [1, 2]
     api = write_json(tmp_path / "api.json", WORKFLOW)
     assert batch.main([str(api), "--set", "KSampler.inputs.seed=1,1,2", "--report", str(path), "--dry-run"]) == 0
     assert "[1/3] KSampler.seed=1  (done)\n[2/3] KSampler.seed=1\n[3/3] KSampler.seed=2\n3 items, 2 to run" in capsys.readouterr().out
-    batch.Report(path, fresh=True).close()
+    reports.Report(path, fresh=True).close()
     assert path.read_text() == ""
 
 
 # --- against the live server --------------------------------------------------------------------
-
-def batch_command(*args) -> list[str]:
-    return [sys.executable, str(SCRIPT), *map(str, args)]
-
-
-def run_batch(*args, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(batch_command(*args), capture_output=True, text=True, timeout=timeout)
-
-
-def core_graph(prefix: str, size: int = 16, *between: tuple[str, dict]) -> dict:
-    """Two frames (``a`` black, ``b`` blue) -> the ``between`` nodes -> SaveAnimatedWEBP: core nodes, no model."""
-    empty = lambda color: {"class_type": "EmptyImage", "inputs": {"width": size, "height": size, "batch_size": 1, "color": color}}
-    graph = {"a": empty(0), "b": empty(255), "frames": {"class_type": "ImageBatch", "inputs": {"image1": ["a", 0], "image2": ["b", 0]}}}
-    last = "frames"
-    for node_id, node in between:
-        graph[node_id] = {**node, "inputs": {**node["inputs"], "image": [last, 0]}}
-        last = node_id
-    graph["save"] = {"class_type": "SaveAnimatedWEBP", "inputs": {"images": [last, 0], "filename_prefix": prefix, "fps": 4.0,
-                                                                  "lossless": True, "quality": 80, "method": "default"}}
-    return graph
-
-
-def report_lines(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def history_ids(server, prefix: str) -> set[str]:
-    """Ids of the prompts the server has run that save under ``prefix``."""
-    return {prompt_id for prompt_id, entry in server.get("/history").items()
-            if any(node["inputs"].get("filename_prefix") == prefix for node in entry["prompt"][2].values())}
-
-
-def assert_animated(paths, frames: int):
-    for path in paths:
-        with Image.open(path) as image:
-            assert image.format == "WEBP" and image.n_frames == frames, path
-
 
 def test_seed_sweep_of_the_txt2vid_workflow_collects_the_animations(server, tmp_path):
     """The shipped workflow at its cheapest (each item reloads the checkpoint: the test server caches nothing)."""
@@ -183,16 +150,7 @@ def test_ten_item_sweep_killed_half_way_restarts_where_it_stopped_without_queuei
     args = [write_json(tmp_path / "frames.api.json", core_graph(prefix, size=1024)), "--set", "a.inputs.color=0..9",
             "--server", server.url, "--out", out]
     report = out / "report.jsonl"
-    with open(tmp_path / "first.log", "w") as log:
-        first = subprocess.Popen(batch_command(*args), stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.time() + 120
-            while len(report_lines(report)) < 2 and first.poll() is None and time.time() < deadline:
-                time.sleep(0.01)
-        finally:
-            first.send_signal(signal.SIGKILL)
-            first.wait()
-    before = report_lines(report)
+    before = killed_after(2, args, report, tmp_path / "first.log")
     left_queued = set(json.loads((out / "report.jsonl.queued.json").read_text())) - {line["prompt_id"] for line in before}
     assert 2 <= len(before) < 10, (tmp_path / "first.log").read_text()
 
@@ -247,34 +205,20 @@ def test_unreachable_server_is_retried_then_the_run_stops(tmp_path):
 
 def forward_later(port: int, upstream: int, delay: float):
     """After ``delay`` s, a TCP forwarder from ``port`` to ``upstream``: a server that comes up late."""
-    def pump(source, target):
-        with source, target:
-            try:
-                while data := source.recv(65536):
-                    target.sendall(data)
-            except OSError:
-                pass  # the other direction closed both
-
-    def serve():
-        time.sleep(delay)
-        listener = socket.create_server(("127.0.0.1", port))
-        while True:
-            client, _ = listener.accept()
-            remote = socket.create_connection(("127.0.0.1", upstream))
-            threading.Thread(target=pump, args=(client, remote), daemon=True).start()
-            threading.Thread(target=pump, args=(remote, client), daemon=True).start()
-
-    threading.Thread(target=serve, daemon=True).start()
+    timer = threading.Timer(delay, Forwarder(port, upstream).open)
+    timer.daemon = True
+    timer.start()
 
 
 def test_server_coming_up_late_is_waited_for_and_polled(server, tmp_path):
-    """Connection refused at first: /ws falls back to polling /history, queueing is retried until the server answers."""
+    """Connection refused at first: /ws falls back to polling /history, the check of the server is retried until it answers."""
     workflow = write_json(tmp_path / "late.api.json", core_graph("batch_late/frames"))
     port = free_port()
     forward_later(port, int(server.url.rsplit(":", 1)[1]), delay=1.5)
     result = run_batch(workflow, "--set", "b.inputs.color=65280,16711680", "--server", f"http://127.0.0.1:{port}", "--out", tmp_path / "out")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "progress: polling /history (/ws failed" in result.stdout and "queueing: " in result.stdout
+    assert "progress: polling /history (/ws failed" in result.stdout  # the socket was refused too
+    assert "reading /object_info of 127.0.0.1:" in result.stdout and "retry 1/5 in 1 s" in result.stdout  # waited for the server
     lines = report_lines(tmp_path / "out" / "report.jsonl")
     assert [line["status"] for line in lines] == ["success", "success"]
     assert_animated([line["outputs"][0] for line in lines], frames=2)

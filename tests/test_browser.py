@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from graphs import UI_WORKFLOWS, load_workflow
+from graphs import UI_WORKFLOWS, shipped
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
@@ -71,7 +71,7 @@ def graph_of(prompt: dict) -> dict:
 
 @pytest.mark.parametrize("name", UI_WORKFLOWS)
 def test_frontend_loads_ui_workflow_and_exports_its_api_twin(frontend, screenshots, name):
-    workflow = load_workflow(name)
+    workflow = shipped(name)
     frontend.execute_script("return window.app.loadGraphData(arguments[0], true, true, arguments[1])", workflow, name)
     loaded = frontend.execute_script(
         "return window.app.graph.nodes.map(n => [String(n.id), n.type, !!LiteGraph.registered_node_types[n.type], !!n.has_errors])")
@@ -79,7 +79,7 @@ def test_frontend_loads_ui_workflow_and_exports_its_api_twin(frontend, screensho
     assert any(node_type.startswith("AnimDiff") for _, node_type, _, _ in loaded)
     assert frontend.execute_script(DIALOGS) == ""
     exported = frontend.execute_script("return window.app.graphToPrompt().then(p => p.output)")
-    assert graph_of(exported) == graph_of(load_workflow(name.replace(".json", ".api.json")))
+    assert graph_of(exported) == graph_of(shipped(name.replace(".json", ".api.json")))
     frontend.execute_script("return window.app.extensionManager.command.execute('Comfy.Canvas.FitView')")
     time.sleep(0.5)  # the fit is animated
     frontend.save_screenshot(str(screenshots / name.replace(".json", ".png")))
@@ -87,7 +87,7 @@ def test_frontend_loads_ui_workflow_and_exports_its_api_twin(frontend, screensho
 
 
 def test_frontend_reports_an_unknown_node_as_missing(frontend):
-    workflow = load_workflow("txt2vid_16f.json")
+    workflow = shipped("txt2vid_16f.json")
     (node,) = [n for n in workflow["nodes"] if n["type"] == "AnimDiffApplyMotionModule"]
     node["type"] = "AnimDiffApplyMotionModel"
     frontend.execute_script("return window.app.loadGraphData(arguments[0], true, true, 'renamed')", workflow)

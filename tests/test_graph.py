@@ -10,10 +10,10 @@ from comfy_server import PromptError, output_files
 from graphs import (
     LONGEST_TEST_VIDEO,
     WORKFLOWS,
-    load_workflow,
     long_video_with_controlnet,
     lora_and_adapter_branches,
     on_test_models,
+    shipped,
     small_txt2vid,
     two_branches,
     validation_errors,
@@ -29,7 +29,7 @@ def test_nodes_are_registered_with_descriptions_and_tooltips(server):
     info = server.get("/object_info")
     ours = info["AnimDiffLoadMotionModule"]["python_module"]
     assert sorted(n for n, node in info.items() if node["python_module"] == ours) == sorted(PACK_NODES)
-    used = {node["class_type"] for path in WORKFLOWS.glob("*.api.json") for node in load_workflow(path.name).values()}
+    used = {node["class_type"] for path in WORKFLOWS.glob("*.api.json") for node in shipped(path.name).values()}
     assert set(PACK_NODES) <= used, "every node is in a shipped workflow"
     for node_id in PACK_NODES:
         node = info[node_id]
@@ -95,12 +95,12 @@ RUN_ELSEWHERE = {"train_motion_lora.api.json"}  # test_train_node runs it (twice
 
 @pytest.mark.parametrize("name", API_WORKFLOWS)
 def test_shipped_api_workflow_validates(server, name):
-    assert validation_errors(on_test_models(load_workflow(name), "input.mp4"), server.get("/object_info")) == []
+    assert validation_errors(on_test_models(shipped(name), "input.mp4"), server.get("/object_info")) == []
 
 
 @pytest.mark.parametrize("name", [n for n in API_WORKFLOWS if n not in RUN_ELSEWHERE])
 def test_shipped_api_workflow_runs(server, name):
-    prompt = load_workflow(name)
+    prompt = shipped(name)
     entry = server.run(on_test_models(prompt, "input.mp4"))
     (animation,) = output_files(entry, server.output_dir)
     latents = [n for n in prompt.values() if n["class_type"] == "EmptyLatentImage"]
@@ -109,7 +109,7 @@ def test_shipped_api_workflow_runs(server, name):
 
 
 def test_validation_catches_broken_workflows(server):
-    prompt = on_test_models(load_workflow("txt2vid_16f.api.json"), "input.mp4")
+    prompt = on_test_models(shipped("txt2vid_16f.api.json"), "input.mp4")
     prompt["3"]["class_type"] = "AnimDiffApplyMotionModel"
     prompt["9"]["inputs"]["method"] = "quickest"
     prompt["7"]["inputs"]["positive"] = ["2", 0]

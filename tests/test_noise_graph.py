@@ -7,7 +7,7 @@ import time
 import safetensors.torch
 import torch
 from comfy_server import output_files
-from graphs import load_workflow, node_of, on_test_models, small_txt2vid, validation_errors
+from graphs import node_of, on_test_models, shipped, small_txt2vid, validation_errors
 from PIL import Image
 from weights import CHECKPOINT
 
@@ -41,7 +41,7 @@ def test_constant_noise_on_a_plain_model_gives_equal_frames(server):
 
 
 def test_64_frames_with_free_noise_and_context_windows(server):
-    prompt = on_test_models(load_workflow("long_video_freenoise.api.json"), "input.mp4")
+    prompt = on_test_models(shipped("long_video_freenoise.api.json"), "input.mp4")
     node_of(prompt, "EmptyLatentImage")["inputs"]["batch_size"] = 64
     (webp,) = output_files(server.run(prompt), server.output_dir)
     with Image.open(webp) as image:
@@ -86,6 +86,6 @@ def test_interrupt_during_the_second_pass_stops_sampling(server):
 
 
 def test_context_options_saved_before_views_existed_stay_valid(server):
-    prompt = on_test_models(load_workflow("long_video_64f.api.json"), "input.mp4")
+    prompt = on_test_models(shipped("long_video_64f.api.json"), "input.mp4")
     del node_of(prompt, "AnimDiffContextOptions")["inputs"]["views"]
     assert validation_errors(prompt, server.get("/object_info")) == []

@@ -10,7 +10,7 @@ import safetensors
 import safetensors.torch
 import torch
 from comfy_server import PromptError
-from graphs import load_workflow, node_of, on_test_models, small_txt2vid
+from graphs import node_of, on_test_models, shipped, small_txt2vid
 from manifests import manifest
 from weights import MODELS_DIR, motion_lora_path
 
@@ -19,7 +19,7 @@ TRAINED_DIR = "trained_by_tests/robustness"
 
 def training_graph(lora_name: str, steps: int = 1, **inputs) -> dict:
     """The shipped training workflow on the test models: ``steps`` steps on the test clip, a state every step."""
-    prompt = on_test_models(load_workflow("train_motion_lora.api.json"), "input.mp4")
+    prompt = on_test_models(shipped("train_motion_lora.api.json"), "input.mp4")
     node_of(prompt, "AnimDiffTrainMotionLoRA")["inputs"].update(lora_name=lora_name, steps=steps, checkpoint_every=1, resume=True,
                                                                **inputs)
     node_of(prompt, "EmptyLatentImage")["inputs"]["batch_size"] = 8

@@ -8,7 +8,7 @@ import pytest
 import safetensors
 import torch
 from comfy_server import PromptError, output_files
-from graphs import load_workflow, node_of, on_test_models
+from graphs import node_of, on_test_models, shipped
 from PIL import Image
 from weights import MODELS_DIR
 
@@ -17,7 +17,7 @@ TRAINED_DIR = "trained_by_tests/node"
 
 def training_graph(lora_name: str, steps: int) -> dict:
     """The shipped training workflow on the test models, training ``steps`` steps on the test clip's 24 frames."""
-    prompt = on_test_models(load_workflow("train_motion_lora.api.json"), "input.mp4")
+    prompt = on_test_models(shipped("train_motion_lora.api.json"), "input.mp4")
     node_of(prompt, "AnimDiffTrainMotionLoRA")["inputs"].update(lora_name=lora_name, steps=steps, checkpoint_every=1, resume=True)
     node_of(prompt, "EmptyLatentImage")["inputs"]["batch_size"] = 8
     return prompt

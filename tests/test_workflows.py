@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from graphs import UI_WORKFLOWS, WORKFLOWS, load_workflow
+from graphs import UI_WORKFLOWS, WORKFLOWS, shipped
 from workflow_ui import pack_properties, ui_to_api
 
 
@@ -13,8 +13,8 @@ def test_every_api_workflow_has_a_ui_twin_and_back():
 
 @pytest.mark.parametrize("name", UI_WORKFLOWS)
 def test_ui_workflow_is_the_api_workflows_graph(server, name):
-    ui = load_workflow(name)
-    api = load_workflow(name.replace(".json", ".api.json"))
+    ui = shipped(name)
+    api = shipped(name.replace(".json", ".api.json"))
     assert ui_to_api(ui, server.get("/object_info")) == api
     link_ids = {link[0] for link in ui["links"]}
     assert {s["link"] for n in ui["nodes"] for s in n["inputs"] if s["link"] is not None} == link_ids
@@ -24,7 +24,7 @@ def test_ui_workflow_is_the_api_workflows_graph(server, name):
 @pytest.mark.parametrize("name", UI_WORKFLOWS)
 def test_ui_nodes_carry_their_source_and_version(server, name):
     info, version = server.get("/object_info"), server.get("/system_stats")["system"]["comfyui_version"]
-    for node in load_workflow(name)["nodes"]:
+    for node in shipped(name)["nodes"]:
         expected = pack_properties() if node["type"].startswith("AnimDiff") else {"cnr_id": "comfy-core", "ver": version}
         assert {k: node["properties"][k] for k in ("cnr_id", "ver")} == expected, node["type"]
         assert info[node["type"]]["python_module"].startswith("custom_nodes.") == node["type"].startswith("AnimDiff")

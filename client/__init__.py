@@ -1,0 +1,12 @@
+"""A client for ComfyUI's HTTP API (stdlib only; ``websocket-client`` for live progress when installed).
+
+The pack's tooling talks to ComfyUI through it: the batch CLI (``scripts/animdiff_batch.py``), the main
+job and the tests' server helper (``scripts/comfy_server.py``). ComfyUI never imports it (the pack's
+``__init__`` loads only ``nodes/``); scripts load it with ``pack_import.import_client()``.
+
+- ``api``: one server's HTTP API (``/prompt``, ``/queue``, ``/history``, ``/view``, ``/interrupt``,
+  ``/object_info``), its ``/ws`` events, and the server's errors worded as people read them.
+- ``workflow``: API-format workflows, overrides and sweeps, and what a prompt needs from a server.
+- ``report``: the batch's JSON-lines report and the prompts it has queued (resume).
+- ``scheduler``: one batch spread over many servers.
+"""

@@ -1,0 +1,86 @@
+"""The batch's run state on disk: the JSON-lines report and the prompts queued and not yet reported."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+
+def read_report(path: Path) -> list[dict]:
+    """The report's complete lines; a last line cut short by a crash is left out."""
+    lines = []
+    for raw in (path.read_bytes() if path.exists() else b"").split(b"\n")[:-1]:
+        try:
+            lines.append(json.loads(raw))
+        except ValueError:
+            print(f"report {path}: skipping a line that is not JSON: {raw[:80]!r}")
+    return lines
+
+
+def successes(lines: list[dict]) -> Counter:
+    """How many successful items a report has per prompt hash."""
+    return Counter(line.get("prompt_hash") for line in lines if line.get("status") == "success")
+
+
+def still_to_do(items: list, done: Counter) -> list:
+    """The items without a successful line in the report (identical prompts count once per line)."""
+    done, todo = done.copy(), []
+    for item in items:
+        if done[item.hash] > 0:
+            done[item.hash] -= 1
+        else:
+            todo.append(item)
+    return todo
+
+
+class Report:
+    """The JSON-lines report, each line written whole, flushed and fsynced, and beside it ``REPORT.queued.json``:
+    the prompts queued and not yet reported (prompt_id -> {"hash", "server"}), so that a killed run's prompts are
+    collected from the server that has them."""
+
+    def __init__(self, path: Path, fresh: bool):
+        self.path = Path(path)
+        self.queued_path = self.path.with_name(self.path.name + ".queued.json")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            self.path.unlink(missing_ok=True)
+            self.queued_path.unlink(missing_ok=True)
+        self.lines = read_report(self.path)
+        self.file = open(self.path, "ab", buffering=0)
+        self.file.truncate(self.path.read_bytes().rfind(b"\n") + 1)  # a line cut short by a crash would glue onto the next
+        self.queued = self._read_queued()
+
+    def _read_queued(self) -> dict:
+        try:
+            queued = json.loads(self.queued_path.read_text())
+        except (OSError, ValueError):
+            return {}
+        # Files from before several servers: prompt_id -> hash.
+        return {prompt_id: entry if isinstance(entry, dict) else {"hash": entry, "server": None} for prompt_id, entry in queued.items()}
+
+    def mark_queued(self, prompt_id: str, item_hash: str, server: str):
+        self.queued[prompt_id] = {"hash": item_hash, "server": server}
+        self._write_queued()
+
+    def forget(self, prompt_id: str):
+        if self.queued.pop(prompt_id, None):
+            self._write_queued()
+
+    def _write_queued(self):
+        temporary = self.queued_path.with_name(self.queued_path.name + ".tmp")
+        with open(temporary, "w") as file:
+            json.dump(self.queued, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, self.queued_path)
+
+    def record(self, line: dict):
+        self.file.write((json.dumps(line, default=str) + "\n").encode())
+        os.fsync(self.file.fileno())
+        self.lines.append(line)
+        self.forget(line.get("prompt_id"))
+
+    def close(self):
+        self.file.close()
