@@ -17,9 +17,9 @@ from pathlib import Path, PurePosixPath
 from .workflow import node_label
 
 try:
-    import websocket  # websocket-client
+    import websocket  # websocket-client, where installed
 except ImportError:
-    websocket = None
+    from . import ws as websocket  # the standard-library reader: the runtime venv and a user's ComfyUI have no websocket-client
 
 
 class ServerUnavailable(Exception):
@@ -187,8 +187,6 @@ class Events:
         self.ws, self.failure = None, None
         if not enabled:
             self.failure = "--no-websocket"
-        elif not hasattr(websocket, "create_connection"):
-            self.failure = "websocket-client is not installed"
         else:
             ws_url = re.sub(r"^http", "ws", url.rstrip("/")) + f"/ws?clientId={client_id}"
             try:

@@ -120,8 +120,15 @@ def test_a_server_missing_a_model_stops_the_run_before_anything_is_queued(server
     assert history_ids(servers[2], prefix) == set()
 
 
-def test_the_server_helper_follows_a_prompt_over_ws(servers, tmp_path):
-    """What the main job shows its progress from: the prompt's own /ws messages, node by node."""
+@pytest.mark.parametrize("reader", ["websocket-client", "stdlib"])
+def test_the_server_helper_follows_a_prompt_over_ws(servers, tmp_path, monkeypatch, reader):
+    """What the main job shows its progress from: the prompt's own /ws messages, node by node; with websocket-client,
+    and with the standard-library reader the runtime venv (a user's ComfyUI) uses."""
+    import client.api
+    import client.ws
+
+    if reader == "stdlib":
+        monkeypatch.setattr(client.api, "websocket", client.ws)
     seen = []
     entry = servers[0].run(core_graph(f"ws_{tmp_path.name}/frames"), progress=seen.append)
     assert {message["data"]["prompt_id"] for message in seen} == {entry["prompt"][1]}
