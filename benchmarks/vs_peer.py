@@ -211,6 +211,26 @@ def timed_windows(frames: int, steps: int) -> int:
     return sum(len(context_windows(frames, options, step)) for step in range(1, steps + 1))
 
 
+def peer_timed_windows(peer_dir: Path, frames: int, steps: int) -> int:
+    """Windows the peer's standard uniform 16/4 plan evaluates in the timed steps, from its own code (imported
+    by path as ``animdiff_peer``; it is not ours: the two plans differ, see the README)."""
+    import importlib
+    import types
+
+    if "animdiff_peer" not in sys.modules:
+        package = types.ModuleType("animdiff_peer")
+        package.__path__ = [str(peer_dir.resolve())]
+        sys.modules["animdiff_peer"] = package
+    context = importlib.import_module("animdiff_peer.animatediff.context")
+    options = context.ContextOptions(context_length=16, context_overlap=4, context_stride=1,
+                                     context_schedule=context.ContextSchedules.UNIFORM_STANDARD)
+    total = 0
+    for step in range(1, steps + 1):
+        options.step = step
+        total += len(context.get_context_windows(frames, options))
+    return total
+
+
 def flop_ratio(side: int, frames: int = 16) -> float:
     """Animated/plain FLOPs of one UNet call at ``frames`` x side/8 x side/8 latents (diffusers, meta tensors)."""
     from diffusers import UNet2DConditionModel, UNetMotionModel
@@ -233,12 +253,18 @@ def flop_ratio(side: int, frames: int = 16) -> float:
         return flops(motion, torch.empty(1, 4, frames, latent, latent)) / flops(plain, torch.empty(frames, 4, latent, latent))
 
 
-def floor(work: Workload, ratios: dict[int, float]) -> float:
-    """The FLOP floor of animated/plain for the workload: per-call ratio times frames evaluated per frame."""
+def windows(work: Workload, peer_dir: Path | None = None) -> int:
+    """UNet evaluations (of 16 frames or fewer, per cond batch) in the timed steps: ours, or the peer's."""
+    if not work.windowed:
+        return work.steps
+    return peer_timed_windows(peer_dir, work.frames, work.steps) if peer_dir else timed_windows(work.frames, work.steps)
+
+
+def floor(work: Workload, ratios: dict[int, float], evaluations: int) -> float:
+    """The FLOP floor of animated/plain: per-call ratio times frames evaluated per frame of video."""
     if not work.windowed:
         return ratios[work.side]
-    evaluated = timed_windows(work.frames, work.steps) * 16 / work.steps
-    return ratios[work.side] * evaluated / work.frames
+    return ratios[work.side] * evaluations * 16 / (work.steps * work.frames)
 
 
 def timings(tmp: Path, work_list: list[Workload], variants: list[str], runs: int, peer_dir: Path | None) -> dict:
@@ -316,20 +342,26 @@ def main():
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     print(f"\n{datetime.date.today()}, {device}, min of {runs} run(s), load average up to "
           f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}; timed steps, cfg 7.5, euler")
-    head = "| workload | plain s | ours/plain | FLOP floor |" + (" peer/plain | ours/peer | ours/peer peak RSS |" if args.peer_dir else "")
+    head = "| workload | plain s | ours/plain | ours' FLOP floor |" + (
+        " peer/plain | peer's FLOP floor | ours/peer | ours/peer per window | ours/peer peak RSS |" if args.peer_dir else "")
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     rows = []
     for work in work_list:
         (plain, plain_whole), (ours, ours_whole) = best[(work.name, "plain")], best[(work.name, "ours")]
-        row = {"workload": work.name, "plain_s": plain, "ours_s": ours, "floor": floor(work, ratios),
-               "plain_ksampler_s": plain_whole, "ours_ksampler_s": ours_whole}
+        ours_windows = windows(work)
+        row = {"workload": work.name, "plain_s": plain, "ours_s": ours, "floor": floor(work, ratios, ours_windows),
+               "plain_ksampler_s": plain_whole, "ours_ksampler_s": ours_whole, "ours_windows": ours_windows}
         line = f"| {work.name} | {plain:.2f} | {ours / plain:.3f} | {row['floor']:.3f} |"
         if args.peer_dir:
             peer, row["peer_ksampler_s"] = best[(work.name, "peer")]
             row["peer_s"] = peer
             memory_ratio = (memory[(work.name, "ours")] / memory[(work.name, "peer")]) if memory else float("nan")
-            line += f" {peer / plain:.3f} | {ours / peer:.3f} | {memory_ratio:.3f} |"
+            row["peer_windows"] = peer_windows = windows(work, args.peer_dir)
+            row["peer_floor"] = floor(work, ratios, peer_windows)
+            per_window = (ours / ours_windows) / (peer / peer_windows)
+            line += (f" {peer / plain:.3f} | {row['peer_floor']:.3f} | {ours / peer:.3f} | {per_window:.3f} "
+                     f"({ours_windows} vs {peer_windows} windows) | {memory_ratio:.3f} |")
         rows.append(row)
         print(line)
     print("whole KSampler node (weights' first touch included): " + "; ".join(
