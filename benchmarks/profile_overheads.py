@@ -27,21 +27,29 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-# (label, file suffix, function name): the pack's per-call and per-window work, and the big blocks
-FUNCTIONS = [
-    ("WindowedEvaluation (all windows)", "sampling/windowed.py", "__call__"),
-    ("  slice_cond", "sampling/windowed.py", "slice_cond"),
-    ("  slice_control", "sampling/windowed.py", "slice_control"),
-    ("  context_windows", "sampling/context.py", "context_windows"),
-    ("  fuse_weights", "sampling/context.py", "fuse_weights"),
-    ("MotionWrapper (per UNet call)", "motion_module/patcher.py", "__call__"),
-    ("  motion_injected set-up + tear-down", "motion_module/injection.py", "motion_injected"),
-    ("    placements()", "motion_module/injection.py", "placements"),
-    ("UNetModel._forward (UNet calls)", "diffusionmodules/openaimodel.py", "_forward"),
-    ("  motion modules (MotionModule.forward)", "motion_module/transformer.py", "forward"),
-    ("  einops rearrange (everywhere)", "einops/einops.py", "rearrange"),
-    ("calc_cond_batch (ComfyUI, per call)", "comfy/samplers.py", "_calc_cond_batch"),
-]
+
+def functions() -> list[tuple[str, object]]:
+    """(label, function): the pack's per-call and per-window work, and the big blocks (matched by code object)."""
+    import comfy.samplers
+    import einops
+    from animdiff.motion_module import injection, patcher, transformer
+    from animdiff.sampling import context, windowed
+    from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
+
+    return [
+        ("WindowedEvaluation (all windows)", windowed.WindowedEvaluation.__call__),
+        ("  slice_cond", windowed.slice_cond),
+        ("  slice_control", windowed.slice_control),
+        ("  context_windows", context.context_windows),
+        ("  fuse_weights", context.fuse_weights),
+        ("MotionWrapper (per UNet call)", patcher.MotionWrapper.__call__),
+        ("  motion_injected set-up + tear-down", injection.motion_injected.__wrapped__),
+        ("    placements()", injection.placements),
+        ("UNetModel._forward (UNet calls)", UNetModel._forward),
+        ("  motion modules (MotionModule.forward)", transformer.MotionModule.forward),
+        ("  einops rearrange (everywhere)", einops.rearrange),
+        ("calc_cond_batch (ComfyUI, per call)", comfy.samplers._calc_cond_batch),
+    ]
 
 
 def setup(windowed: bool):
@@ -90,10 +98,11 @@ def cprofile_table(model, frames, steps, positive, negative):
     stats = pstats.Stats(profile).stats
     total = sum(tt for (_, _, _), (_, _, tt, _, _) in stats.items())
     print(f"    cProfile (profiled total {total:.2f} s; cProfile inflates Python-heavy parts)")
-    for label, suffix, name in FUNCTIONS:
-        hits = [(cc, ct) for (path, _, fn), (cc, _, _, ct, _) in stats.items() if path.endswith(suffix) and fn == name]
-        if hits:
-            calls, cumulative = sum(h[0] for h in hits), sum(h[1] for h in hits)
+    for label, function in functions():
+        code = function.__code__
+        hit = stats.get((code.co_filename, code.co_firstlineno, code.co_name))
+        if hit:
+            calls, cumulative = hit[0], hit[3]
             print(f"    {label:45s} {calls:6d} calls {cumulative:8.3f} s  {100 * cumulative / total:5.1f} %")
 
 
