@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import logging
 import pstats
 import sys
 import time
@@ -119,6 +120,24 @@ def torch_ops(model, frames, steps, positive, negative, label, top: int = 12):
         print(f"      {e.key:55s} {e.count:7d} calls {e.self_cpu_time_total / 1e6:7.3f} s {100 * e.self_cpu_time_total / total:5.1f} %")
 
 
+class RecompileLog(logging.Handler):
+    """Counts Dynamo's ``Recompiling function`` log records (TORCH_LOGS=recompiles) per sampling step."""
+
+    def __init__(self, marks: list):
+        super().__init__()
+        self.marks = marks
+        self.per_step: dict[int, int] = {}
+        self.hit_limit = 0
+
+    def emit(self, record):
+        message = record.getMessage()
+        step = len(self.marks) + 1
+        if "Recompiling function" in message:
+            self.per_step[step] = self.per_step.get(step, 0) + 1
+        if "hit config.recompile_limit" in message:
+            self.hit_limit += 1
+
+
 def compile_counts(model, frames, steps, positive, negative, backend: str, label: str):
     import torch
     import torch._dynamo
@@ -129,15 +148,21 @@ def compile_counts(model, frames, steps, positive, negative, backend: str, label
     compiled = model.clone()
     set_torch_compile_wrapper(model=compiled, backend=backend)
     marks = []
+    log = RecompileLog(marks)
+    logging.getLogger("torch").addHandler(log)
     start = time.perf_counter()
-    sample(compiled, frames, steps, positive, negative, callback=lambda *a: marks.append(time.perf_counter()))
+    try:
+        sample(compiled, frames, steps, positive, negative, callback=lambda *a: marks.append(time.perf_counter()))
+    finally:
+        logging.getLogger("torch").removeHandler(log)
     counters = torch._dynamo.utils.counters
     steps_s = [round(b - a, 2) for a, b in zip([start, *marks], marks, strict=False)]
-    print(f"    {label}: {steps} steps, seconds per step {steps_s}; frames compiled {dict(counters['frames'])}, "
-          f"stats {dict(counters['stats'])}, recompiles {sum(counters['recompiles'].values()) if counters['recompiles'] else 0}, "
+    print(f"    {label}: {steps} steps (one UNet call each), seconds per step {steps_s}; recompiles per step "
+          f"{[log.per_step.get(i, 0) for i in range(1, steps + 1)]}, functions at the recompile limit {log.hit_limit}; "
+          f"frames compiled {dict(counters['frames'])}, unique graphs {counters['stats'].get('unique_graphs')}, "
           f"graph breaks {sum(counters['graph_break'].values())}")
     for reason, count in list(counters["graph_break"].items())[:6]:
-        print(f"      graph break x{count}: {reason[:200]}")
+        print(f"      graph break x{count}: {reason.splitlines()[0][:160]} | {' '.join(reason.splitlines()[1:2])[:160]}")
 
 
 def main():
@@ -150,8 +175,6 @@ def main():
 
     torch.manual_seed(0)
     if args.compile:
-        import logging
-
         torch._logging.set_logs(recompiles=True, graph_breaks=True)
         logging.getLogger("torch._dynamo").setLevel(logging.INFO)
         model, animated, positive, negative = setup(windowed=False)
