@@ -10,8 +10,8 @@ recompiles and graph breaks of ComfyUI's ``TorchCompileModel`` wrapper (``set_to
 backend ``eager`` by default: the recompile question is Dynamo's, not the backend's) over a few steps,
 plain and animated.
 
-    flock /tmp/animdiff-heavy.lock env PYTHONSAFEPATH=1 .cache/venv/bin/python benchmarks/profile_overheads.py [--steps 2]
-    flock /tmp/animdiff-heavy.lock env PYTHONSAFEPATH=1 .cache/venv/bin/python benchmarks/profile_overheads.py --compile [--backend eager]
+    flock /tmp/animdiff-heavy.lock env PYTHONSAFEPATH=1 .cache/venv-test/bin/python benchmarks/profile_overheads.py [--steps 2]
+    flock /tmp/animdiff-heavy.lock env PYTHONSAFEPATH=1 .cache/venv-test/bin/python benchmarks/profile_overheads.py --compile [--backend eager]
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ of ours for those frame counts (64x64, 16/4 uniform windows), each in a fresh se
 The peer is never committed: point ``--peer-dir`` at a local checkout; the server loads it through
 a ``custom_nodes:`` entry of a temporary extra_model_paths.yaml (DEVELOPERS.md says how to get one).
 
-    flock /tmp/animdiff-heavy.lock env PYTHONSAFEPATH=1 .cache/venv/bin/python benchmarks/vs_peer.py \\
+    flock /tmp/animdiff-heavy.lock env PYTHONSAFEPATH=1 .cache/venv-test/bin/python benchmarks/vs_peer.py \\
         [--peer-dir DIR] [--runs 2] [--frames 16,48,128] [--quick]
 """
 
@@ -129,7 +129,9 @@ class Server(ComfyServer):
         args = ["--extra-model-paths-config", str(yaml), "--output-directory", str(tmp / "output"), "--cache-none"]
         if not torch.cuda.is_available():
             args.append("--cpu")
-        super().__init__(COMFYUI_DIR, args, tmp / f"{name}.log")
+        runtime = ROOT / ".cache" / "venv" / "bin" / "python"  # the server runs in the runtime venv, not the test tools
+        python = os.environ.get("ANIMDIFF_RUNTIME_PYTHON") or (str(runtime) if runtime.exists() else sys.executable)
+        super().__init__(COMFYUI_DIR, args, tmp / f"{name}.log", python=python)
 
     def __enter__(self) -> Server:
         super().__enter__()
