@@ -149,12 +149,12 @@ def compile_counts(model, frames, steps, positive, negative, backend: str, label
     set_torch_compile_wrapper(model=compiled, backend=backend)
     marks = []
     log = RecompileLog(marks)
-    logging.getLogger("torch").addHandler(log)
+    logging.getLogger("torch._dynamo").addHandler(log)  # "torch" itself does not see them
     start = time.perf_counter()
     try:
         sample(compiled, frames, steps, positive, negative, callback=lambda *a: marks.append(time.perf_counter()))
     finally:
-        logging.getLogger("torch").removeHandler(log)
+        logging.getLogger("torch._dynamo").removeHandler(log)
     counters = torch._dynamo.utils.counters
     steps_s = [round(b - a, 2) for a, b in zip([start, *marks], marks, strict=False)]
     print(f"    {label}: {steps} steps (one UNet call each), seconds per step {steps_s}; recompiles per step "
