@@ -67,6 +67,21 @@ def current_step(timestep: torch.Tensor, model_options: dict) -> int:
     return max(int((sigmas.to(timestep.device) >= timestep.max()).sum()) - 1, 0)
 
 
+# ComfyUI's own context windows (node ContextWindowsManual and its Wan/LTXV variants) live here.
+CORE_HANDLER = "context_handler"
+STACKED = ("this MODEL has context windows twice: AnimDiff's ({ours}) and ComfyUI's core ones (ContextWindowsManual "
+           "or another core Context Windows node, model_options['context_handler']). Each window would be windowed again. "
+           "Keep one: remove the core Context Windows node, or the AnimDiff context options.")
+OURS = "AnimDiffContextOptions through AnimDiffApplyMotionModule or AnimDiffApplyContextOptions"
+
+
+def refuse_core_windows(model_options: dict | None) -> None:
+    """Raise when ComfyUI's core context handler is set beside ours (checked at apply and sampling time,
+    so the order the two were applied in does not matter)."""
+    if (model_options or {}).get(CORE_HANDLER) is not None:
+        raise OptionsError(STACKED.format(ours=OURS))
+
+
 class WindowedEvaluation:
     """``CALC_COND_BATCH`` wrapper; immutable, so copies of ``model_options`` may share it."""
 
@@ -77,6 +92,7 @@ class WindowedEvaluation:
         return self
 
     def __call__(self, executor, model, conds, x_in, timestep, model_options, **kwargs):
+        refuse_core_windows(model_options)
         frames = x_in.shape[0]
         if frames <= self.options.context_length:
             return executor(model, conds, x_in, timestep, model_options, **kwargs)
@@ -106,6 +122,7 @@ class WindowedMemoryEstimate:
         return self
 
     def __call__(self, executor, model, noise_shape, conds, *args, **kwargs):
+        refuse_core_windows(kwargs.get("model_options", args[0] if args else None))
         noise_shape = [min(noise_shape[0], self.options.context_length), *noise_shape[1:]]
         return executor(model, noise_shape, conds, *args, **kwargs)
 
@@ -117,5 +134,6 @@ def use_context_windows(patcher, options: ContextOptions) -> None:
     """Make ``patcher`` (a clone the caller owns) evaluate in ``options``' windows."""
     if patcher.get_wrappers(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, KEY):
         raise OptionsError("this MODEL already samples in context windows; apply context options once")
+    refuse_core_windows(patcher.model_options)
     patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, KEY, WindowedEvaluation(options))
     patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING, KEY, WindowedMemoryEstimate(options))

@@ -37,6 +37,7 @@ from ...sampling import schedules
 from ..attention import TemporalAttention
 from ..config import MotionModuleConfig
 from ..loader import LoadedMotionModule
+from ..loader import motion_patcher as core_motion_patcher
 from ..model import MotionModel
 from ..patcher import KEY as MOTION_KEY
 from ..patcher import apply_motion_module
@@ -169,8 +170,8 @@ def motion_model_copy(motion: LoadedMotionModule, device=None) -> MotionModel:
 
 
 def motion_patcher(model: MotionModel) -> comfy.model_patcher.ModelPatcher:
-    return comfy.model_patcher.ModelPatcher(model, load_device=comfy.model_management.get_torch_device(),
-                                            offload_device=comfy.model_management.unet_offload_device())
+    """A plain (never dynamic-VRAM) patcher: trained weights must be the module's own parameters."""
+    return core_motion_patcher(model, disable_dynamic=True)
 
 
 def describe_model(model: comfy.model_patcher.ModelPatcher) -> str:
