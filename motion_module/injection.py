@@ -32,14 +32,14 @@ from .transformer import MotionModule
 class MotionModuleSlot(nn.Module):
     """Stand-in layer for one motion module. Holds no parameters of its own."""
 
-    def __init__(self, module: MotionModule, frames: int, scale: float):
+    def __init__(self, module: MotionModule, frames: int, scale):
         super().__init__()
         self.__dict__["module"] = module  # not a child: its weights belong to the motion model's patcher
         self.frames = frames
-        self.scale = scale
+        self.scale = scale  # a float, or a callable giving the per-frame/per-pixel scale at x's size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (b f) c h w
-        return self.module(x, self.frames, self.scale)
+        return self.module(x, self.frames, self.scale(x) if callable(self.scale) else self.scale)
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def cross_frame_norm_hooks(norm: nn.Module, frames: int) -> list:
 
 
 @contextlib.contextmanager
-def motion_injected(unet, motion: MotionModel, frames: int, scale: float):
+def motion_injected(unet, motion: MotionModel, frames: int, scale):
     """Within the block, ``unet`` runs ``motion``'s modules on videos of ``frames`` frames."""
     inserted, hooks = [], []
     try:

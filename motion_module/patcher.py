@@ -11,9 +11,11 @@ import torch
 from ..errors import BaseModelError, FramesError, OptionsError
 from ..sampling import schedules
 from ..sampling.context import ContextOptions
+from ..sampling.window_params import frames_of_call
 from ..sampling.windowed import use_context_windows
 from .injection import motion_injected, placements
 from .loader import LoadedMotionModule
+from .strength import MotionKeyframe, MotionStrength
 
 KEY = "animdiff"
 
@@ -27,9 +29,9 @@ class MotionWrapper:
     motion patcher, but every device's UNet call gets the wrappers of the primary model's options.
     """
 
-    def __init__(self, motion: LoadedMotionModule, scale: float, sigma_start: float, sigma_end: float):
+    def __init__(self, motion: LoadedMotionModule, strength: MotionStrength, sigma_start: float, sigma_end: float):
         self.motion = motion
-        self.scale = scale
+        self.strength = strength
         self.sigma_start = sigma_start
         self.sigma_end = sigma_end
         self.running = weakref.WeakKeyDictionary()  # UNet module -> the motion model its patcher runs
@@ -47,36 +49,39 @@ class MotionWrapper:
     def motion_model(self, unet: torch.nn.Module) -> torch.nn.Module:
         return self.running.get(unet, self.motion.model)
 
-    def active(self, sigmas: torch.Tensor | None) -> bool:
-        if self.scale == 0.0:
-            return False
-        if sigmas is None:
-            return True
-        sigma = float(sigmas.max())
-        return self.sigma_end <= sigma <= self.sigma_start
+    def in_range(self, sigmas: torch.Tensor | None) -> bool:
+        return sigmas is None or self.sigma_end <= float(sigmas.max()) <= self.sigma_start
 
     def __call__(self, executor, x, timesteps, context, y, control, transformer_options, **kwargs):
         call = lambda: executor(x, timesteps, context, y, control, transformer_options, **kwargs)  # noqa: E731
-        if not self.active(transformer_options.get("sigmas")):
-            return call()
         videos = len(transformer_options.get("cond_or_uncond") or [0])
+        frames = x.shape[0] // videos
+        sub_idxs, full_length = frames_of_call(transformer_options, frames)  # also tells other patches the frames
+        sigmas = transformer_options.get("sigmas")
+        scale = self.strength.at(sigmas, sub_idxs, full_length, videos) if self.in_range(sigmas) else 0.0
+        if isinstance(scale, float) and scale == 0.0:
+            return call()
         if x.shape[0] % videos:
             raise FramesError(f"a batch of {x.shape[0]} latents does not split into {videos} videos (conds) of equal length")
-        frames = x.shape[0] // videos
         limit = self.motion.config.max_frames
         if frames > limit:
             raise FramesError(
                 f"{frames} frames in one pass, but {self.motion.describe()} has positional encodings for at most "
                 f"{limit}. Connect AnimDiffContextOptions to AnimDiffApplyMotionModule to sample in windows of {min(16, limit)}."
             )
-        with motion_injected(executor.class_obj, self.motion_model(executor.class_obj), frames, self.scale):
+        with motion_injected(executor.class_obj, self.motion_model(executor.class_obj), frames, scale):
             return call()
 
 
 def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion: LoadedMotionModule, beta_schedule: str,
                         motion_scale: float = 1.0, start_percent: float = 0.0, end_percent: float = 1.0,
-                        context_options: ContextOptions | None = None) -> comfy.model_patcher.ModelPatcher:
+                        context_options: ContextOptions | None = None, motion_scale_schedule: str | None = None,
+                        motion_scale_mask: torch.Tensor | None = None,
+                        keyframes: tuple[MotionKeyframe, ...] = ()) -> comfy.model_patcher.ModelPatcher:
     """A clone of ``model`` that animates its latent batch; ``model`` itself is not changed.
+
+    ``motion_scale_schedule``, ``motion_scale_mask`` and ``keyframes`` vary ``motion_scale`` over
+    frames, regions and sampling progress (:mod:`.strength`).
 
     Everything is checked before the clone is made, so a bad input never yields a half-patched model.
     """
@@ -99,11 +104,12 @@ def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion: LoadedM
 
     schedule = schedules.resolve(beta_schedule, motion.config.version)
     sampling = schedules.model_sampling_for(schedule, model.get_model_object("model_sampling"))
+    ms = sampling or model.get_model_object("model_sampling")
+    strength = MotionStrength(motion_scale, motion_scale_schedule, motion_scale_mask, keyframes or (), ms.percent_to_sigma)
     animated = model.clone()
     if sampling is not None:
         animated.add_object_patch("model_sampling", sampling)
-    ms = animated.get_model_object("model_sampling")
-    wrapper = MotionWrapper(motion, motion_scale, ms.percent_to_sigma(start_percent), ms.percent_to_sigma(end_percent))
+    wrapper = MotionWrapper(motion, strength, ms.percent_to_sigma(start_percent), ms.percent_to_sigma(end_percent))
     animated.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, KEY, wrapper)
     animated.add_callback_with_key(comfy.patcher_extension.CallbacksMP.ON_PRE_RUN, KEY, wrapper.pre_run)
     animated.set_additional_models(KEY, [motion.patcher])

@@ -99,6 +99,7 @@ class MotionModule(nn.Module):
             config.ff_mult * channels, config.motion_norm_across_frames, operations, device, dtype,
         )
 
-    def forward(self, x: torch.Tensor, frames: int, scale: float = 1.0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, frames: int, scale: float | torch.Tensor = 1.0) -> torch.Tensor:
+        """``scale``: a float, or a tensor broadcasting to ``x`` (per frame/pixel, ``(b f) 1 h w``)."""
         delta = self.temporal_transformer(x, frames)
-        return x + delta if scale == 1.0 else x + scale * delta
+        return x + delta if not torch.is_tensor(scale) and scale == 1.0 else x + scale * delta

@@ -68,11 +68,21 @@ class AnimDiffApplyMotionModule:
             "optional": {
                 "context_options": ("CONTEXT_OPTIONS", {
                     "tooltip": "From AnimDiffContextOptions: sample videos longer than one window (any length) in blended 16-frame windows."}),
+                # a socket (forceInput), not a widget: workflows saved before this input keep their widget values
+                "motion_scale_schedule": ("STRING", {"forceInput": True,
+                                                     "tooltip": "Per-frame multiplier of motion_scale from a text node (e.g. String), such as "
+                                                                "'0:1.0, 8:0.3' (FRAME:VALUE, linear between keys, negative frames from the end). "
+                                                                "Not connected or empty: 1 for every frame."}),
+                "motion_scale_mask": ("MASK", {"tooltip": "Per-region multiplier of motion_scale: one mask for all frames or one per frame "
+                                                          "(resized to each UNet level). Black areas stay still, white move fully."}),
+                "keyframes": ("MOTION_KEYFRAMES", {"tooltip": "From AnimDiffMotionKeyframe: change the motion strength at chosen points of sampling."}),
             },
         }
 
-    def apply(self, model, motion_module, beta_schedule, motion_scale, start_percent, end_percent, context_options=None):
-        return (apply_motion_module(model, motion_module, beta_schedule, motion_scale, start_percent, end_percent, context_options),)
+    def apply(self, model, motion_module, beta_schedule, motion_scale, start_percent, end_percent, context_options=None,
+              motion_scale_schedule="", motion_scale_mask=None, keyframes=None):
+        return (apply_motion_module(model, motion_module, beta_schedule, motion_scale, start_percent, end_percent, context_options,
+                                    motion_scale_schedule, motion_scale_mask, keyframes or ()),)
 
 
 NODES = [AnimDiffLoadMotionModule, AnimDiffApplyMotionModule]

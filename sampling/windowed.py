@@ -4,6 +4,7 @@ Wrapping the model evaluation, not the sampler loop, makes every stock sampler w
 window the latents, the timesteps and everything per-frame in the conds are sliced to the
 window's frames: per-frame conditioning tensors (``model_conds`` with one entry per frame),
 masks, and ControlNet/T2I-adapter hint images (ComfyUI itself would take the first frames).
+Each window's model call names its frames in ``transformer_options`` (:mod:`.window_params`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from tqdm import tqdm
 
 from ..errors import OptionsError
 from .context import ContextOptions, context_windows, fuse_weights
+from .window_params import with_window
 
 
 def per_frame(value, frames: int) -> bool:
@@ -93,9 +95,9 @@ class WindowedEvaluation:
 
     def __call__(self, executor, model, conds, x_in, timestep, model_options, **kwargs):
         refuse_core_windows(model_options)
-        frames = x_in.shape[0]
-        if frames <= self.options.context_length:
-            return executor(model, conds, x_in, timestep, model_options, **kwargs)
+        frames, length = x_in.shape[0], self.options.context_length
+        if frames <= length:
+            return executor(model, conds, x_in, timestep, with_window(model_options, range(frames), frames, length), **kwargs)
         windows = context_windows(frames, self.options, current_step(timestep, model_options))
         weights = fuse_weights(windows, frames, self.options.fuse_method)
         out = [torch.zeros_like(x_in) for _ in conds]  # a None cond stays zeros, as in ComfyUI
@@ -104,7 +106,7 @@ class WindowedEvaluation:
             index = torch.tensor(window, device=x_in.device)
             sub_conds = [None if c is None else [slice_cond(item, index, frames) for item in c] for c in conds]
             sub_t = take(timestep, index) if per_frame(timestep, frames) else timestep
-            results = executor(model, sub_conds, x_in[index], sub_t, model_options, **kwargs)
+            results = executor(model, sub_conds, x_in[index], sub_t, with_window(model_options, window, frames, length), **kwargs)
             w = weight.to(x_in).view(-1, *([1] * (x_in.ndim - 1)))
             for acc, result in zip(out, results, strict=True):
                 acc.index_add_(0, index, result * w)

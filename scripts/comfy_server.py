@@ -12,12 +12,12 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 from animdiff_batch import HTTPStatusError, execution_failure, output_entries, request_json
+from pack_import import RUNTIME_PYTHON
 
 
 class PromptError(RuntimeError):
@@ -37,7 +37,7 @@ def free_port() -> int:
 class ComfyServer:
     """``with ComfyServer(comfy_dir, args) as server:`` a running ComfyUI, stopped on exit."""
 
-    def __init__(self, comfy_dir: Path, extra_args: list[str], log_path: Path, python: str = sys.executable,
+    def __init__(self, comfy_dir: Path, extra_args: list[str], log_path: Path, python: str = RUNTIME_PYTHON,
                  env: dict | None = None):
         self.comfy_dir = Path(comfy_dir)
         self.port = free_port()

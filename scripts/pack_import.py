@@ -13,6 +13,8 @@ from pathlib import Path
 
 PACK_DIR = Path(__file__).resolve().parent.parent
 COMFYUI_DIR = Path(os.environ.get("COMFYUI_PATH") or PACK_DIR / ".cache" / "ComfyUI").resolve()
+# The runtime venv (what a user's ComfyUI holds), where ComfyUI servers run; the tests themselves run in venv-test.
+RUNTIME_PYTHON = os.environ.get("ANIMDIFF_RUNTIME_PYTHON") or sys.executable
 
 
 def import_pack():

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The README's test command: sets up ComfyUI + venv (idempotent), then runs the suite.
+# The README's test command: sets up ComfyUI, the runtime venv and the test venv (idempotent), then runs the suite.
+# ComfyUI servers started by the tests run in the runtime venv (ANIMDIFF_RUNTIME_PYTHON), which holds no test tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 scripts/bootstrap.py --dev >/dev/null
+setup=$(python3 scripts/bootstrap.py --dev)  # fails the script if the set-up fails
+eval "$setup"
+export COMFYUI_PATH ANIMDIFF_RUNTIME_PYTHON
 # PYTHONSAFEPATH: never put the pack root on sys.path (its nodes/ would shadow ComfyUI's nodes.py).
-PYTHONSAFEPATH=1 exec .cache/venv/bin/python -m pytest "$@"
+PYTHONSAFEPATH=1 exec "$ANIMDIFF_PYTHON" -m pytest "$@"

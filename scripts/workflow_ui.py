@@ -39,7 +39,8 @@ def inputs_of(info: dict) -> list[tuple[str, list, bool]]:
 
 
 def is_widget(spec: list) -> bool:
-    return isinstance(spec[0], list) or spec[0] in WIDGET_TYPES
+    forced_socket = len(spec) > 1 and spec[1].get("forceInput", False)
+    return (isinstance(spec[0], list) or spec[0] in WIDGET_TYPES) and not forced_socket
 
 
 def extra_widget_values(name: str, spec: list) -> list:

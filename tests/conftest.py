@@ -12,9 +12,33 @@ import_pack()
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+import weights  # noqa: E402
 from comfy_server import ComfyServer  # noqa: E402
 from pack_import import COMFYUI_DIR  # noqa: E402
 from weights import checkpoint_path, extra_model_paths_yaml, write_all, write_test_video  # noqa: E402
+
+# Tests that use one of these fixtures (directly or through another fixture) are in the full tier only.
+FULL_TIER_FIXTURES = {"server", "sd15", "v3"}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fast", action="store_true",
+                     help="the fast tier: no ComfyUI server and no full-size test models (reduced-width maths, parsing, contracts)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "full: needs a ComfyUI server or the full-size test models (left out by --fast)")
+    weights.FAST_TIER = config.getoption("--fast")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if FULL_TIER_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.full)
+    if config.getoption("--fast"):
+        full = [item for item in items if item.get_closest_marker("full")]
+        items[:] = [item for item in items if not item.get_closest_marker("full")]
+        config.hook.pytest_deselected(items=full)
 
 
 @pytest.fixture(scope="session")

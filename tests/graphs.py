@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 from weights import CHECKPOINT
 
 WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
+UI_WORKFLOWS = sorted(p.name for p in WORKFLOWS.glob("*.json") if not p.name.endswith(".api.json"))
 
 
 def load_workflow(name: str) -> dict:
@@ -139,6 +141,12 @@ TRAINED_LORA = "trained_by_tests/workflow"
 LONGEST_TEST_VIDEO = 24
 
 
+def shorten_schedule(text: str, frames: int) -> str:
+    """A prompt schedule for ``frames`` frames moved onto at most LONGEST_TEST_VIDEO frames (keyframe n -> n * new // old)."""
+    shorter = min(frames, LONGEST_TEST_VIDEO)
+    return re.sub(r'^(\s*"?)(\d+)', lambda m: f"{m[1]}{int(m[2]) * shorter // frames}", text, flags=re.MULTILINE)
+
+
 def on_test_models(prompt: dict, video_file: str) -> dict:
     """A shipped API workflow at smoke-test size on the random test models (1 step, 32x32)."""
     from weights import CONTROLNET
@@ -159,6 +167,8 @@ def on_test_models(prompt: dict, video_file: str) -> dict:
             inputs.update(width=32, height=32, batch_size=min(inputs["batch_size"], LONGEST_TEST_VIDEO))
         elif kind == "KSampler":
             inputs["steps"] = 1
+        elif kind == "AnimDiffPromptSchedule":  # as long as the shortened latent batch, keyframes moved along
+            inputs.update(text=shorten_schedule(inputs["text"], inputs["frames"]), frames=min(inputs["frames"], LONGEST_TEST_VIDEO))
         elif kind == "AnimDiffTrainMotionLoRA":
             inputs.update(lora_name=TRAINED_LORA, steps=1, frames=8, checkpoint_every=0, resume=False)
     return prompt

@@ -1,8 +1,11 @@
-"""diffusers as an independent reference, patched where it departs from the original AnimateDiff."""
+"""diffusers as an independent reference, patched where it departs from the original AnimateDiff, and the
+reduced motion models the numeric checks compare with it."""
 
 from __future__ import annotations
 
+import safetensors.torch
 import torch
+from animdiff.motion_module import MotionModel, MotionModuleConfig
 from einops import rearrange
 from torch import nn
 
@@ -31,3 +34,69 @@ def patch_motion_norms_per_frame(adapter: nn.Module) -> int:
             module.norm = PerFrameGroupNorm(module.norm)
             count += 1
     return count
+
+
+# ---------------------------------------------------------------- reduced motion models and their diffusers twins
+
+SMALL = {
+    "v1": dict(channels=(32, 64, 64, 64), has_mid_block=False, max_frames=24),
+    "v2": dict(channels=(32, 64, 64, 64), has_mid_block=True, max_frames=32),
+    "v3": dict(channels=(32, 64, 64, 64), has_mid_block=False, max_frames=32),
+    "sdxl": dict(channels=(32, 64, 64), has_mid_block=False, max_frames=32),
+}
+
+
+def random_weights(model: MotionModel, seed: int = 0) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, value in model.state_dict().items():
+        if key.endswith(".pe"):
+            state[key] = value
+        elif key.endswith("norm.weight") or ".norms." in key and key.endswith("weight") or "ff_norm.weight" in key:
+            state[key] = 1 + 0.1 * torch.randn(value.shape, generator=gen)
+        else:
+            state[key] = 0.05 * torch.randn(value.shape, generator=gen)
+    return state
+
+
+def small_spec(version: str, channels: tuple[int, ...] | None = None) -> dict:
+    """The reduced motion-module layout of ``version`` (``channels``: other widths per level)."""
+    return {**SMALL[version], **({"channels": channels} if channels else {})}
+
+
+def small_model(version: str, seed: int = 0, channels: tuple[int, ...] | None = None) -> tuple[MotionModel, dict[str, torch.Tensor]]:
+    """A reduced motion model with seeded random weights (norm scales near 1) and its state dict."""
+    model = MotionModel(MotionModuleConfig(version=version, **small_spec(version, channels)), dtype=torch.float32)
+    state = random_weights(model, seed)
+    model.load_state_dict(state)
+    return model.eval(), state
+
+
+def diffusers_adapter(version: str, state: dict[str, torch.Tensor], tmp_path, per_frame: bool = True,
+                      channels: tuple[int, ...] | None = None):
+    """diffusers' MotionAdapter read from an original-layout file by its own single-file loader;
+    ``per_frame``: patched to the original's per-frame motion-module GroupNorm (SD1.5 versions)."""
+    from diffusers import MotionAdapter
+
+    spec = small_spec(version, channels)
+    adapter = MotionAdapter(block_out_channels=spec["channels"], use_motion_mid_block=spec["has_mid_block"],
+                            motion_max_seq_length=spec["max_frames"])
+    config_dir = tmp_path / "config"
+    adapter.save_config(config_dir)
+    path = tmp_path / "mm.safetensors"
+    safetensors.torch.save_file(state, path)
+    loaded = MotionAdapter.from_single_file(str(path), config=str(config_dir), torch_dtype=torch.float32)
+    if per_frame and version != "sdxl":  # the original SDXL motion modules normalise across frames, like diffusers
+        assert patch_motion_norms_per_frame(loaded) == len(model_keys(spec))
+    return loaded.eval()
+
+
+def model_keys(spec):
+    levels = len(spec["channels"])
+    return [None] * (levels * 5 + int(spec["has_mid_block"]))
+
+
+def diffusers_module(adapter, key):
+    block, _, index = key.rpartition(".motion_modules.")
+    return getattr(adapter, block.split(".")[0])[int(block.split(".")[1])].motion_modules[int(index)] \
+        if block != "mid_block" else adapter.mid_block.motion_modules[int(index)]

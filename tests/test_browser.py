@@ -14,8 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from graphs import load_workflow
-from test_workflows import UI_WORKFLOWS
+from graphs import UI_WORKFLOWS, load_workflow
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",

@@ -21,7 +21,8 @@ from graphs import (
 from PIL import Image
 
 PACK_NODES = ["AnimDiffLoadMotionModule", "AnimDiffApplyMotionModule", "AnimDiffContextOptions", "AnimDiffApplyContextOptions",
-              "AnimDiffMotionLoRA", "AnimDiffDomainAdapter", "AnimDiffTrainMotionLoRA"]
+              "AnimDiffMotionLoRA", "AnimDiffDomainAdapter", "AnimDiffTrainMotionLoRA", "AnimDiffPromptSchedule",
+              "AnimDiffMotionKeyframe"]
 
 
 def test_nodes_are_registered_with_descriptions_and_tooltips(server):

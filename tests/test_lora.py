@@ -18,7 +18,7 @@ from animdiff.motion_module.lora import apply_motion_lora, parse_motion_lora
 from animdiff.motion_module.patcher import apply_motion_module
 from comfy_sampling import OWN, noise, sample
 from manifests import manifest, meta_state_dict
-from test_motion_module import small_model
+from reference import small_model
 from weights import adapter_path, motion_lora_path, motion_module_path
 
 CPU = torch.device("cpu")
@@ -182,6 +182,7 @@ def test_motion_module_is_not_a_domain_adapter():
         apply_domain_adapter(None, meta_state_dict("v3_sd15_mm"), "v3_sd15_mm.ckpt", 1.0)
 
 
+@pytest.mark.full
 def test_domain_adapter_file_formats_load(tmp_path):
     state = read_state_dict(adapter_path())
     torch.save(state, tmp_path / "v3_sd15_adapter.ckpt")

@@ -11,11 +11,11 @@ import pytest
 import safetensors.torch
 import torch
 from animdiff.errors import FileError
-from animdiff.motion_module import MotionModel, MotionModuleConfig, build_motion_model
+from animdiff.motion_module import MotionModel, build_motion_model
 from animdiff.motion_module.checkpoint import read_state_dict
 from animdiff.motion_module.layout import detect_config, to_original_keys
 from manifests import MOTION_MODULES, manifest, meta_state_dict
-from reference import patch_motion_norms_per_frame
+from reference import SMALL, diffusers_adapter, diffusers_module, small_model
 
 EXPECTED_VERSION = {"mm_sd_v14": "v1", "mm_sd_v15_v2": "v2", "v3_sd15_mm": "v3", "mm_sdxl_v10_beta": "sdxl"}
 
@@ -87,63 +87,6 @@ def test_hotshotxl_keys_are_converted():
 
 
 # ---------------------------------------------------------------- numerics against diffusers
-
-SMALL = {
-    "v1": dict(channels=(32, 64, 64, 64), has_mid_block=False, max_frames=24),
-    "v2": dict(channels=(32, 64, 64, 64), has_mid_block=True, max_frames=32),
-    "v3": dict(channels=(32, 64, 64, 64), has_mid_block=False, max_frames=32),
-    "sdxl": dict(channels=(32, 64, 64), has_mid_block=False, max_frames=32),
-}
-
-
-def random_weights(model: MotionModel, seed: int = 0) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    state = {}
-    for key, value in model.state_dict().items():
-        if key.endswith(".pe"):
-            state[key] = value
-        elif key.endswith("norm.weight") or ".norms." in key and key.endswith("weight") or "ff_norm.weight" in key:
-            state[key] = 1 + 0.1 * torch.randn(value.shape, generator=gen)
-        else:
-            state[key] = 0.05 * torch.randn(value.shape, generator=gen)
-    return state
-
-
-def small_model(version: str, seed: int = 0) -> tuple[MotionModel, dict[str, torch.Tensor]]:
-    model = MotionModel(MotionModuleConfig(version=version, **SMALL[version]), dtype=torch.float32)
-    state = random_weights(model, seed)
-    model.load_state_dict(state)
-    return model.eval(), state
-
-
-def diffusers_adapter(version: str, state: dict[str, torch.Tensor], tmp_path, per_frame: bool = True):
-    """diffusers' MotionAdapter read from an original-layout file by its own single-file loader;
-    ``per_frame``: patched to the original's per-frame motion-module GroupNorm (SD1.5 versions)."""
-    from diffusers import MotionAdapter
-
-    spec = SMALL[version]
-    adapter = MotionAdapter(block_out_channels=spec["channels"], use_motion_mid_block=spec["has_mid_block"],
-                            motion_max_seq_length=spec["max_frames"])
-    config_dir = tmp_path / "config"
-    adapter.save_config(config_dir)
-    path = tmp_path / "mm.safetensors"
-    safetensors.torch.save_file(state, path)
-    loaded = MotionAdapter.from_single_file(str(path), config=str(config_dir), torch_dtype=torch.float32)
-    if per_frame and version != "sdxl":  # the original SDXL motion modules normalise across frames, like diffusers
-        assert patch_motion_norms_per_frame(loaded) == len(model_keys(spec))
-    return loaded.eval()
-
-
-def model_keys(spec):
-    levels = len(spec["channels"])
-    return [None] * (levels * 5 + int(spec["has_mid_block"]))
-
-
-def diffusers_module(adapter, key):
-    block, _, index = key.rpartition(".motion_modules.")
-    return getattr(adapter, block.split(".")[0])[int(block.split(".")[1])].motion_modules[int(index)] \
-        if block != "mid_block" else adapter.mid_block.motion_modules[int(index)]
-
 
 @pytest.mark.parametrize("version", list(SMALL))
 def test_matches_diffusers_reference(version, tmp_path):
@@ -284,6 +227,7 @@ def test_manifest_files_are_the_shared_ones():
 
 # ---------------------------------------------------------------- through the node, from ComfyUI's model folders
 
+@pytest.mark.full
 def test_node_loads_safetensors_and_ckpt_from_a_registered_folder(tmp_path):
     import folder_paths
     from animdiff.motion_module.folders import MOTION_MODELS

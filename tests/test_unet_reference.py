@@ -16,8 +16,7 @@ from animdiff.motion_module.injection import motion_injected
 from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
 from einops import rearrange
 from random_weights import random_tensors
-from reference import patch_motion_norms_per_frame
-from test_motion_module import SMALL, diffusers_adapter, small_model
+from reference import diffusers_adapter, patch_motion_norms_per_frame, small_model
 from torch import nn
 
 CHANNELS = (32, 64, 128, 128)
@@ -83,7 +82,7 @@ def patch_v1_norms(reference, frames):
 def reference_output(version, motion_state, ldm_state, tmp_path, x, t, context, frames, all_frame_norms):
     from diffusers import UNetMotionModel
 
-    adapter = diffusers_adapter(version, motion_state, tmp_path, per_frame=False)
+    adapter = diffusers_adapter(version, motion_state, tmp_path, per_frame=False, channels=CHANNELS)
     reference = UNetMotionModel.from_unet2d(diffusers_unet(ldm_state), adapter)
     assert patch_motion_norms_per_frame(reference) == (21 if version == "v2" else 20)
     if all_frame_norms:
@@ -94,10 +93,9 @@ def reference_output(version, motion_state, ldm_state, tmp_path, x, t, context, 
 
 
 @pytest.mark.parametrize("version", ["v1", "v2", "v3"])
-def test_animated_unet_matches_diffusers(version, tmp_path, monkeypatch):
+def test_animated_unet_matches_diffusers(version, tmp_path):
     frames, videos = 8, 2
-    monkeypatch.setitem(SMALL, version, {**SMALL[version], "channels": CHANNELS})
-    motion, motion_state = small_model(version, seed=3)
+    motion, motion_state = small_model(version, seed=3, channels=CHANNELS)
     unet, ldm_state = comfy_unet()
     gen = torch.Generator().manual_seed(7)
     x = torch.randn(videos * frames, 4, 8, 8, generator=gen)

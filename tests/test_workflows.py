@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from graphs import WORKFLOWS, load_workflow
+from graphs import UI_WORKFLOWS, WORKFLOWS, load_workflow
 from workflow_ui import pack_properties, ui_to_api
-
-UI_WORKFLOWS = sorted(p.name for p in WORKFLOWS.glob("*.json") if not p.name.endswith(".api.json"))
 
 
 def test_every_api_workflow_has_a_ui_twin_and_back():

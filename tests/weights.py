@@ -7,6 +7,14 @@ from pathlib import Path
 from random_weights import write_motion_module, write_sd15_checkpoint, write_sd15_controlnet
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / ".cache" / "test-models"
+FAST_TIER = False  # set by ``pytest --fast``: the cached full-size test models are off limits
+
+
+def cached(path: Path) -> Path:
+    """``path`` in the test-model cache, unless the fast tier runs (then the test belongs to the full tier)."""
+    if FAST_TIER:
+        raise RuntimeError(f"{path.name}: a cached test model in the fast tier; mark the test @pytest.mark.full")
+    return path
 CHECKPOINT = "sd15_random.safetensors"
 CONTROLNET = "controlnet_sd15_random.safetensors"
 MOTION_MODULES = {"mm_v3_random.safetensors": "v3", "mm_v2_random.safetensors": "v2",
@@ -14,15 +22,15 @@ MOTION_MODULES = {"mm_v3_random.safetensors": "v3", "mm_v2_random.safetensors": 
 
 
 def checkpoint_path() -> Path:
-    return write_sd15_checkpoint(MODELS_DIR / "checkpoints" / CHECKPOINT)
+    return write_sd15_checkpoint(cached(MODELS_DIR / "checkpoints" / CHECKPOINT))
 
 
 def motion_module_path(name: str) -> Path:
-    return write_motion_module(MODELS_DIR / "animatediff_models" / name, MOTION_MODULES[name])
+    return write_motion_module(cached(MODELS_DIR / "animatediff_models" / name), MOTION_MODULES[name])
 
 
 def controlnet_path() -> Path:
-    return write_sd15_controlnet(MODELS_DIR / "controlnet" / CONTROLNET)
+    return write_sd15_controlnet(cached(MODELS_DIR / "controlnet" / CONTROLNET))
 
 
 def write_all() -> Path:
@@ -62,11 +70,11 @@ def write_from_manifest(path: Path, manifest_name: str, seed: int) -> Path:
 
 
 def motion_lora_path(name: str = "v2_lora_ZoomIn_random.safetensors", seed: int = 5) -> Path:
-    return write_from_manifest(MODELS_DIR / "animatediff_motion_lora" / name, "v2_lora_ZoomIn", seed)
+    return write_from_manifest(cached(MODELS_DIR / "animatediff_motion_lora" / name), "v2_lora_ZoomIn", seed)
 
 
 def adapter_path() -> Path:
-    return write_from_manifest(MODELS_DIR / "animatediff_models" / "v3_sd15_adapter_random.safetensors", "v3_sd15_adapter", 6)
+    return write_from_manifest(cached(MODELS_DIR / "animatediff_models" / "v3_sd15_adapter_random.safetensors"), "v3_sd15_adapter", 6)
 
 
 def write_test_video(path: Path, frames: int = 24, size: int = 32) -> Path:

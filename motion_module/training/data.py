@@ -109,8 +109,8 @@ class ClipDataset:
         if self.camera is not None:
             try:
                 camera_path(*self.camera, self.length, source.size, self.size)
-            except ValueError as error:
-                raise TrainingDataError(source.path, str(error)) from error
+            except OptionsError as error:
+                raise TrainingDataError(source.path, error.detail) from error
 
     def __len__(self) -> int:
         return len(self.sources)
