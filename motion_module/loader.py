@@ -74,13 +74,39 @@ class LoadedMotionModule:
         return f"{self.name}{loras} ({c.version}, {c.base}, up to {c.max_frames} frames per window)"
 
 
+def motion_patcher(model: MotionModel, reload: tuple | None = None,
+                   disable_dynamic: bool = False) -> comfy.model_patcher.ModelPatcher:
+    """A patcher for ``model`` made the way ComfyUI makes its core patchers.
+
+    ``CoreModelPatcher`` (newer ComfyUI; looked up at call time, as ``main.py`` may switch it to
+    dynamic VRAM) lets the motion weights load, offload and stream with the UNet they are attached
+    to; older ComfyUI has only ``ModelPatcher``. ``cached_patcher_init`` is the factory ComfyUI calls
+    for a fresh, unpatched copy of the weights (multi-GPU deep clones, non-dynamic delegates):
+    ``reload`` = ``(function, args)`` called as ``function(*args, disable_dynamic=...)``; without it,
+    a deep copy of ``model``.
+    """
+    core = comfy.model_patcher.ModelPatcher if disable_dynamic else \
+        getattr(comfy.model_patcher, "CoreModelPatcher", comfy.model_patcher.ModelPatcher)
+    patcher = core(model, load_device=comfy.model_management.get_torch_device(),
+                   offload_device=comfy.model_management.unet_offload_device())
+    patcher.cached_patcher_init = reload or (copied_motion_patcher, (model,))
+    return patcher
+
+
+def copied_motion_patcher(model: MotionModel, disable_dynamic: bool = False) -> comfy.model_patcher.ModelPatcher:
+    """``cached_patcher_init`` of a motion model that has no file (a training result): a patcher of a
+    fresh model holding a copy of ``model``'s weights (never the loaded model's own tensors)."""
+    fresh = MotionModel(model.config, dtype=next(model.parameters()).dtype)
+    fresh.load_state_dict(model.state_dict())
+    return motion_patcher(fresh.eval().requires_grad_(False), disable_dynamic=disable_dynamic)
+
+
+def load_motion_patcher(path: str, version: str = "auto", disable_dynamic: bool = False) -> comfy.model_patcher.ModelPatcher:
+    """The patcher of a motion-module file; also its own ``cached_patcher_init`` (reads the file again)."""
+    model = build_motion_model(read_state_dict(Path(path)), Path(path).name, version, dtype=comfy.model_management.unet_dtype())
+    return motion_patcher(model, (load_motion_patcher, (str(path), version)), disable_dynamic)
+
+
 def load_motion_module(path: str | Path, version: str = "auto") -> LoadedMotionModule:
     """Read, detect and wrap a motion-module file for ComfyUI."""
-    path = Path(path)
-    model = build_motion_model(read_state_dict(path), path.name, version, dtype=comfy.model_management.unet_dtype())
-    patcher = comfy.model_patcher.ModelPatcher(
-        model,
-        load_device=comfy.model_management.get_torch_device(),
-        offload_device=comfy.model_management.unet_offload_device(),
-    )
-    return LoadedMotionModule(path.name, patcher)
+    return LoadedMotionModule(Path(path).name, load_motion_patcher(str(path), version))

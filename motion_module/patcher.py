@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import comfy.model_patcher
 import comfy.patcher_extension
 import torch
@@ -21,8 +23,10 @@ KEY = "animdiff"
 class MotionWrapper:
     """ComfyUI ``DIFFUSION_MODEL`` wrapper running the UNet with the motion modules inside.
 
-    Immutable, and never copied: it references the motion weights, which a deep copy of
-    ``model_options`` (some ComfyUI versions make them) must not duplicate.
+    Never copied: it references the motion weights, which a deep copy of ``model_options`` (some
+    ComfyUI versions make them) must not duplicate. Its one piece of state says which motion model
+    runs with which UNet: multi-GPU deep clones (``deepclone_multigpu``) carry their own copy of the
+    motion patcher, but every device's UNet call gets the wrappers of the primary model's options.
     """
 
     def __init__(self, motion: LoadedMotionModule, strength: MotionStrength, sigma_start: float, sigma_end: float,
@@ -32,9 +36,20 @@ class MotionWrapper:
         self.sigma_start = sigma_start
         self.sigma_end = sigma_end
         self.views = views  # context options whose windows only the motion modules use
+        self.running = weakref.WeakKeyDictionary()  # UNet module -> the motion model its patcher runs
 
     def __deepcopy__(self, memo):
         return self
+
+    def pre_run(self, patcher: comfy.model_patcher.ModelPatcher) -> None:
+        """``ON_PRE_RUN`` callback: ComfyUI calls it on every patcher about to sample (a multi-GPU clone
+        included), so each UNet runs the motion model of its own patcher's additional models."""
+        motion = patcher.get_additional_models_with_key(KEY)
+        if motion:
+            self.running[patcher.model.diffusion_model] = motion[0].model
+
+    def motion_model(self, unet: torch.nn.Module) -> torch.nn.Module:
+        return self.running.get(unet, self.motion.model)
 
     def in_range(self, sigmas: torch.Tensor | None) -> bool:
         return sigmas is None or self.sigma_end <= float(sigmas.max()) <= self.sigma_start
@@ -57,7 +72,7 @@ class MotionWrapper:
                 f"{frames} frames in one pass, but {self.motion.describe()} has positional encodings for at most "
                 f"{limit}. Connect AnimDiffContextOptions to AnimDiffApplyMotionModule to sample in windows of {min(16, limit)}."
             )
-        with motion_injected(executor.class_obj, self.motion.model, frames, scale, views):
+        with motion_injected(executor.class_obj, self.motion_model(executor.class_obj), frames, scale, views):
             out = call()
         check_finite_output(out, self.motion)
         return out
@@ -110,6 +125,7 @@ def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion: LoadedM
     views = context_options if context_options and context_options.views else None
     wrapper = MotionWrapper(motion, strength, ms.percent_to_sigma(start_percent), ms.percent_to_sigma(end_percent), views)
     animated.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, KEY, wrapper)
+    animated.add_callback_with_key(comfy.patcher_extension.CallbacksMP.ON_PRE_RUN, KEY, wrapper.pre_run)
     animated.set_additional_models(KEY, [motion.patcher])
     if context_options and not views:
         use_context_windows(animated, context_options)

@@ -13,10 +13,14 @@ context windows do for patches.
 
 from __future__ import annotations
 
+import inspect
+
 from comfy.context_windows import IndexListContextWindow
 
 AD_PARAMS = "ad_params"
 CONTEXT_WINDOW = "context_window"
+# Newer cores (0.33) derive a window's position from the video length and need it; 0.3.75 takes only the indices.
+WINDOW_TAKES_LENGTH = "total_frames" in inspect.signature(IndexListContextWindow.__init__).parameters
 
 
 def window_params(sub_idxs: list[int], full_length: int, context_length: int) -> dict:
@@ -28,7 +32,8 @@ def with_window(model_options: dict, sub_idxs: list[int], full_length: int, cont
     """A shallow copy of ``model_options`` whose ``transformer_options`` name the window's frames."""
     transformer_options = dict(model_options.get("transformer_options", {}))
     transformer_options[AD_PARAMS] = window_params(sub_idxs, full_length, context_length)
-    transformer_options[CONTEXT_WINDOW] = IndexListContextWindow(list(sub_idxs))
+    length = {"total_frames": full_length} if WINDOW_TAKES_LENGTH else {}
+    transformer_options[CONTEXT_WINDOW] = IndexListContextWindow(list(sub_idxs), **length)
     return {**model_options, "transformer_options": transformer_options}
 
 

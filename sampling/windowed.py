@@ -85,6 +85,21 @@ def motion_views(frames: int, options: ContextOptions, transformer_options: dict
     return [(torch.tensor(w), weight) for w, weight in zip(windows, fuse_weights(windows, frames, options.fuse_method), strict=True)]
 
 
+# ComfyUI's own context windows (node ContextWindowsManual and its Wan/LTXV variants) live here.
+CORE_HANDLER = "context_handler"
+STACKED = ("this MODEL has context windows twice: AnimDiff's ({ours}) and ComfyUI's core ones (ContextWindowsManual "
+           "or another core Context Windows node, model_options['context_handler']). Each window would be windowed again. "
+           "Keep one: remove the core Context Windows node, or the AnimDiff context options.")
+OURS = "AnimDiffContextOptions through AnimDiffApplyMotionModule or AnimDiffApplyContextOptions"
+
+
+def refuse_core_windows(model_options: dict | None) -> None:
+    """Raise when ComfyUI's core context handler is set beside ours (checked at apply and sampling time,
+    so the order the two were applied in does not matter)."""
+    if (model_options or {}).get(CORE_HANDLER) is not None:
+        raise OptionsError(STACKED.format(ours=OURS))
+
+
 class WindowedEvaluation:
     """``CALC_COND_BATCH`` wrapper; immutable, so copies of ``model_options`` may share it."""
 
@@ -95,6 +110,7 @@ class WindowedEvaluation:
         return self
 
     def __call__(self, executor, model, conds, x_in, timestep, model_options, **kwargs):
+        refuse_core_windows(model_options)
         frames, length = x_in.shape[0], self.options.context_length
         if frames <= length:
             return executor(model, conds, x_in, timestep, with_window(model_options, range(frames), frames, length), **kwargs)
@@ -124,6 +140,7 @@ class WindowedMemoryEstimate:
         return self
 
     def __call__(self, executor, model, noise_shape, conds, *args, **kwargs):
+        refuse_core_windows(kwargs.get("model_options", args[0] if args else None))
         noise_shape = [min(noise_shape[0], self.options.context_length), *noise_shape[1:]]
         return executor(model, noise_shape, conds, *args, **kwargs)
 
@@ -138,5 +155,6 @@ def use_context_windows(patcher, options: ContextOptions) -> None:
                            "turn views off, or connect the context options to AnimDiffApplyMotionModule")
     if patcher.get_wrappers(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, KEY):
         raise OptionsError("this MODEL already samples in context windows; apply context options once")
+    refuse_core_windows(patcher.model_options)
     patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, KEY, WindowedEvaluation(options))
     patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING, KEY, WindowedMemoryEstimate(options))

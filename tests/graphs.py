@@ -217,6 +217,16 @@ def on_test_models(prompt: dict, video_file: str) -> dict:
     return prompt
 
 
+def combo_options(spec: list) -> list | None:
+    """The choices of a combo input in /object_info: ``[[choices], {...}]`` (classic nodes) or
+    ``["COMBO", {"options": [choices]}]`` (nodes in ComfyUI's newer node API); None for other inputs."""
+    if isinstance(spec[0], list):
+        return spec[0]
+    if spec[0] == "COMBO" and len(spec) > 1:
+        return spec[1].get("options")
+    return None
+
+
 def validation_errors(prompt: dict, object_info: dict) -> list[str]:
     """What the live server's /object_info says is wrong with an API workflow (empty: valid)."""
     errors = []
@@ -244,6 +254,6 @@ def validation_errors(prompt: dict, object_info: dict) -> list[str]:
                 produced = object_info[source["class_type"]]["output"][value[1]]
                 if isinstance(kind, str) and produced != kind and "*" not in (produced, kind):
                     errors.append(f"{node_id}.{name}: {produced} linked to a {kind} input")
-            elif isinstance(kind, list) and value not in kind:
+            elif (options := combo_options(declared[name])) is not None and value not in options:
                 errors.append(f"{node_id}.{name}: {value!r} is not one of the options")
     return errors

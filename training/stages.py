@@ -35,6 +35,7 @@ from ..errors import TrainingError
 from ..motion_module.attention import TemporalAttention
 from ..motion_module.config import MotionModuleConfig
 from ..motion_module.loader import LoadedMotionModule
+from ..motion_module.loader import motion_patcher as core_motion_patcher
 from ..motion_module.model import MotionModel
 from ..motion_module.patcher import KEY as MOTION_KEY
 from ..motion_module.patcher import apply_motion_module
@@ -169,8 +170,8 @@ def motion_model_copy(motion: LoadedMotionModule, device=None) -> MotionModel:
 
 
 def motion_patcher(model: MotionModel) -> comfy.model_patcher.ModelPatcher:
-    return comfy.model_patcher.ModelPatcher(model, load_device=comfy.model_management.get_torch_device(),
-                                            offload_device=comfy.model_management.unet_offload_device())
+    """A plain (never dynamic-VRAM) patcher: trained weights must be the module's own parameters."""
+    return core_motion_patcher(model, disable_dynamic=True)
 
 
 def describe_model(model: comfy.model_patcher.ModelPatcher) -> str:
