@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from graphs import UI_WORKFLOWS, shipped
+from graphs import UI_WORKFLOWS, shipped, validation_errors
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
@@ -69,13 +69,22 @@ def graph_of(prompt: dict) -> dict:
     return {node_id: (node["class_type"], node["inputs"]) for node_id, node in prompt.items()}
 
 
+def nodes_naming_missing_files(api: dict, object_info: dict) -> set[str]:
+    """Nodes of an API workflow with a combo value the server does not list: the shipped workflows name the official
+    model files, which the test server does not have."""
+    return {error.split(".")[0] for error in validation_errors(api, object_info) if "is not one of the options" in error}
+
+
 @pytest.mark.parametrize("name", UI_WORKFLOWS)
-def test_frontend_loads_ui_workflow_and_exports_its_api_twin(frontend, screenshots, name):
+def test_frontend_loads_ui_workflow_and_exports_its_api_twin(frontend, server, screenshots, name):
     workflow = shipped(name)
     frontend.execute_script("return window.app.loadGraphData(arguments[0], true, true, arguments[1])", workflow, name)
     loaded = frontend.execute_script(
         "return window.app.graph.nodes.map(n => [String(n.id), n.type, !!LiteGraph.registered_node_types[n.type], !!n.has_errors])")
-    assert sorted(loaded) == sorted([str(n["id"]), n["type"], True, False] for n in workflow["nodes"])
+    assert sorted(node[:3] for node in loaded) == sorted([str(n["id"]), n["type"], True] for n in workflow["nodes"])
+    # Newer frontends (1.49, ComfyUI 0.33) flag a node whose model file the server lacks; nothing else may be flagged.
+    flagged = {node_id for node_id, _, _, has_errors in loaded if has_errors}
+    assert flagged <= nodes_naming_missing_files(shipped(name.replace(".json", ".api.json")), server.get("/object_info"))
     assert any(node_type.startswith("AnimDiff") for _, node_type, _, _ in loaded)
     assert frontend.execute_script(DIALOGS) == ""
     exported = frontend.execute_script("return window.app.graphToPrompt().then(p => p.output)")
