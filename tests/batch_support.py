@@ -60,6 +60,19 @@ def report_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def rerun_finishes(args: list, report: Path, before: list[dict], left_queued: dict, total: int) -> list[dict]:
+    """Rerun a killed batch: it skips the ``before`` items done, collects the ``left_queued`` prompts instead of
+    queueing them again, and ends with ``total`` successes; returns the report's lines."""
+    second = run_batch(*args)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"skipping {len(before)} done, {total - len(before)} to run" in second.stdout
+    assert second.stdout.count("queued by an earlier run") == len(left_queued)
+    after = report_lines(report)
+    assert after[:len(before)] == before and all(line["status"] == "success" for line in after)
+    assert sorted(line["parameters"]["a.inputs.color"] for line in after) == list(range(total))
+    return after
+
+
 def history_ids(server, prefix: str) -> set[str]:
     """Ids of the prompts the server has run that save under ``prefix``."""
     return {prompt_id for prompt_id, entry in server.get("/history").items()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import animdiff_batch as batch
 import pytest
-from batch_support import Forwarder, assert_animated, core_graph, history_ids, killed_after, report_lines, run_batch, write_json
+from batch_support import Forwarder, assert_animated, core_graph, history_ids, killed_after, report_lines, rerun_finishes, run_batch, write_json
 from comfy_server import free_port
 from graphs import small_txt2vid
 from PIL import Image
@@ -154,13 +154,7 @@ def test_ten_item_sweep_killed_half_way_restarts_where_it_stopped_without_queuei
     left_queued = set(json.loads((out / "report.jsonl.queued.json").read_text())) - {line["prompt_id"] for line in before}
     assert 2 <= len(before) < 10, (tmp_path / "first.log").read_text()
 
-    second = run_batch(*args)
-    assert second.returncode == 0, second.stdout + second.stderr
-    assert f"skipping {len(before)} done, {10 - len(before)} to run" in second.stdout
-    assert second.stdout.count("queued by an earlier run") == len(left_queued)
-    after = report_lines(report)
-    assert after[:len(before)] == before and all(line["status"] == "success" for line in after)
-    assert sorted(line["parameters"]["a.inputs.color"] for line in after) == list(range(10))
+    after = rerun_finishes(args, report, before, left_queued, 10)
     # Every item ran once: what the killed run had queued was collected, not queued again.
     assert history_ids(server, prefix) == {line["prompt_id"] for line in after} and len(after) == 10
     assert_animated({path for line in after for path in line["outputs"]}, frames=2)

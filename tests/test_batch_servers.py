@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from batch_support import Forwarder, assert_animated, batch_command, core_graph, history_ids, killed_after, report_lines, run_batch, write_json
+from batch_support import Forwarder, assert_animated, batch_command, core_graph, history_ids, killed_after, report_lines, rerun_finishes, run_batch, write_json
 from comfy_server import ComfyServer, free_port
 from pack_import import COMFYUI_DIR
 
@@ -85,13 +85,7 @@ def test_client_killed_mid_run_and_rerun_queues_nothing_twice_on_any_server(serv
     assert 2 <= len(before) < 12, (tmp_path / "first.log").read_text()
     assert {entry["server"] for entry in queued.values()} <= {server.url for server in servers}
 
-    second = run_batch(*args)
-    assert second.returncode == 0, second.stdout + second.stderr
-    assert f"skipping {len(before)} done, {12 - len(before)} to run" in second.stdout
-    assert second.stdout.count("queued by an earlier run") == len(left_queued)
-    after = report_lines(report)
-    assert after[:len(before)] == before and all(line["status"] == "success" for line in after)
-    assert sorted(line["parameters"]["a.inputs.color"] for line in after) == list(range(12))
+    after = rerun_finishes(args, report, before, left_queued, 12)
     ran = by_server(after)
     for server in servers:  # every item ran once, on the server the report names: nothing queued twice, nothing lost
         assert history_ids(server, prefix) == ran.get(server.url, set())
