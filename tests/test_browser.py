@@ -23,6 +23,13 @@ FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-u
 SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Minimap.Visible": False, "LiteGraph.Canvas.MinFontSizeForLOD": 0}
 LOCAL_STORAGE = {"vueNodesBannerDismissed": "true"}
 DIALOGS = "return [...document.querySelectorAll('.p-dialog')].map(d => d.innerText).join('\\n')"
+MISSING_NODE_REPORT = """
+    const dialogs = [...document.querySelectorAll('.p-dialog')].map(d => d.innerText).join('\\n');
+    if (dialogs) return dialogs;
+    const details = [...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'View details');
+    if (details) details.click();
+    return document.body.innerText.includes('Missing Node Packs') && document.body.innerText;
+"""
 
 
 def wait_for(driver, script: str, timeout: float = 180):
@@ -102,5 +109,7 @@ def test_frontend_reports_an_unknown_node_as_missing(frontend):
     frontend.execute_script("return window.app.loadGraphData(arguments[0], true, true, 'renamed')", workflow)
     missing = frontend.execute_script("return window.app.graph.nodes.filter(n => !LiteGraph.registered_node_types[n.type]).map(n => n.type)")
     assert missing == ["AnimDiffApplyMotionModel"]
-    dialog = wait_for(frontend, DIALOGS, timeout=20)
-    assert "AnimDiffApplyMotionModel" in dialog, dialog
+    # Frontend 1.32 (ComfyUI 0.3.75) names the node type in a dialog; newer ones (1.49, ComfyUI 0.33) raise an
+    # "errors found" notice whose details list the node's pack (its cnr_id) under "Missing Node Packs".
+    shown = wait_for(frontend, MISSING_NODE_REPORT, timeout=20)
+    assert "AnimDiffApplyMotionModel" in shown or ("Missing Node Packs" in shown and "comfyui-animdiff" in shown), shown
