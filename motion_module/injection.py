@@ -50,6 +50,12 @@ class Placement:
     key: str  # motion module key, e.g. "up_blocks.2.motion_modules.1"
 
 
+def sd_unet(model) -> nn.Module | None:
+    """The SD1.5/SDXL-style UNet (``input_blocks`` …) of a ComfyUI model, or None for other families."""
+    unet = getattr(model.model, "diffusion_model", None)
+    return unet if hasattr(unet, "input_blocks") else None
+
+
 def placements(unet, config: MotionModuleConfig) -> list[Placement]:
     """Where each motion module of ``config`` goes in ``unet``; raises :class:`BaseModelError` if they do not fit."""
     channels = tuple(unet.model_channels * m for m in unet.channel_mult)

@@ -13,7 +13,7 @@ from ..sampling import schedules
 from ..sampling.context import ContextOptions
 from ..sampling.window_params import frames_of_call
 from ..sampling.windowed import motion_views, use_context_windows
-from .injection import motion_injected, placements
+from .injection import motion_injected, placements, sd_unet
 from .loader import LoadedMotionModule
 from .strength import MotionKeyframe, MotionStrength
 
@@ -98,9 +98,9 @@ def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion: LoadedM
 
     Everything is checked before the clone is made, so a bad input never yields a half-patched model.
     """
-    unet = getattr(model.model, "diffusion_model", None)
+    unet = sd_unet(model)
     family = type(model.model.model_config).__name__
-    if not hasattr(unet, "input_blocks"):
+    if unet is None:
         raise BaseModelError(f"{motion.name}: motion modules fit SD1.5/SDXL UNets, not a {family} model")
     try:
         placements(unet, motion.config)

@@ -39,6 +39,12 @@ def resolve(schedule: str, version: str) -> str:
     return AUTOSELECTED[version] if schedule == AUTOSELECT else schedule
 
 
+def prediction_type(model_sampling) -> type:
+    """The prediction-type class a ``model_sampling`` mixes in (``EPS``, ``V_PREDICTION``, ``LCM``, …)."""
+    return next(c for c in type(model_sampling).__mro__
+                if issubclass(c, comfy.model_sampling.EPS) and not issubclass(c, comfy.model_sampling.ModelSamplingDiscrete))
+
+
 def model_sampling_for(schedule: str, current):
     """A ``model_sampling`` with ``schedule``'s betas and ``current``'s prediction type, or None to keep it.
 
@@ -54,9 +60,7 @@ def model_sampling_for(schedule: str, current):
         base, prediction = ModelSamplingDiscreteDistilled, LCM
     else:
         base = comfy.model_sampling.ModelSamplingDiscrete
-        # the model's own prediction type (EPS, V_PREDICTION, LCM from a ModelSamplingDiscrete node, …)
-        prediction = next(c for c in type(current).__mro__
-                          if issubclass(c, comfy.model_sampling.EPS) and not issubclass(c, comfy.model_sampling.ModelSamplingDiscrete))
+        prediction = prediction_type(current)
     settings = SimpleNamespace(sampling_settings={"beta_schedule": beta_schedule, "linear_start": start, "linear_end": end})
 
     class AnimDiffModelSampling(base, prediction):

@@ -22,15 +22,18 @@ from pack_import import COMFYUI_DIR, PACK_DIR, import_pack  # noqa: E402
 
 from client.workflow import node_label  # noqa: E402  (importable once comfy_server loaded the client)
 
-WEIGHTS = (".safetensors", ".ckpt", ".pt", ".pth", ".sft")
 SMOKE_MODELS = PACK_DIR / ".cache" / "smoke-models"
 
 
 def weights_in(folders: list[Path]):
+    """``(folder, file)`` for each weights file the pack can read (its checkpoint reader's extensions)."""
+    import_pack()
+    from animdiff.motion_module.checkpoint import EXTENSIONS
+
     for folder in folders:
         if folder.is_dir():
             for path in sorted(folder.rglob("*")):
-                if path.suffix in WEIGHTS:
+                if path.suffix.lower() in EXTENSIONS:
                     yield folder, path
 
 

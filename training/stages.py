@@ -34,6 +34,7 @@ from torch import nn
 from ..errors import TrainingError
 from ..motion_module.attention import TemporalAttention
 from ..motion_module.config import MotionModuleConfig
+from ..motion_module.injection import sd_unet
 from ..motion_module.loader import LoadedMotionModule
 from ..motion_module.loader import motion_patcher as core_motion_patcher
 from ..motion_module.model import MotionModel
@@ -179,7 +180,7 @@ def describe_model(model: comfy.model_patcher.ModelPatcher) -> str:
 
 
 def check_image_model(model: comfy.model_patcher.ModelPatcher) -> None:
-    if not hasattr(getattr(model.model, "diffusion_model", None), "input_blocks"):
+    if sd_unet(model) is None:
         raise TrainingError(f"training needs an SD1.5/SDXL UNet model, not a {describe_model(model)} model")
     if model.get_wrappers(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, MOTION_KEY):
         raise TrainingError("training: this MODEL already has a motion module applied; pass the plain model "

@@ -154,8 +154,7 @@ def prediction_kind(model_sampling) -> str:
     """``"eps"`` or ``"v"``: the model's prediction type; other kinds (LCM, x0, flow) cannot be trained here."""
     if not isinstance(model_sampling, comfy.model_sampling.ModelSamplingDiscrete):
         raise TrainingError(f"training needs a discrete-timestep (SD-style) model, not {type(model_sampling).__name__}")
-    kind = next(c for c in type(model_sampling).__mro__
-                if issubclass(c, comfy.model_sampling.EPS) and not issubclass(c, comfy.model_sampling.ModelSamplingDiscrete))
+    kind = schedules.prediction_type(model_sampling)
     if kind is comfy.model_sampling.EPS:
         return "eps"
     if kind is comfy.model_sampling.V_PREDICTION:
