@@ -61,7 +61,28 @@ def server(tmp_path_factory):
     with ComfyServer(COMFYUI_DIR, args, tmp / "comfyui.log") as running:
         running.output_dir = tmp / "output"
         running.scratch = scratch
+        RUNNING.append(running)
         yield running
+        RUNNING.clear()
+
+
+RUNNING: list = []  # the session's server, once a test has started it
+
+
+@pytest.fixture(scope="module", autouse=True)
+def server_models_unloaded_after_each_module():
+    """After each test module, the server unloads its models (ComfyUI's ``/free``): with ``--cache-none`` every prompt
+    loads its models anew, and a CPU server otherwise keeps them all until memory runs out (two cores, 24 GiB)."""
+    yield
+    if RUNNING:
+        import json
+        import time
+        import urllib.request
+
+        request = urllib.request.Request(RUNNING[0].url + "/free", data=json.dumps({"unload_models": True, "free_memory": True}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=30).close()
+        time.sleep(1)  # the prompt worker wakes on the flag and unloads before it takes the next prompt
 
 
 @pytest.fixture(scope="session")
