@@ -3,18 +3,25 @@
 The original AnimateDiff runs each motion module after its block's resnet (+ attention) and
 before the block's up/downsampler. In ComfyUI's ``UNetModel`` every block is a
 ``TimestepEmbedSequential`` whose plain layers ``forward_timestep_embed`` calls as
-``layer(x)``; a parameterless :class:`MotionModuleSlot` inserted there runs one motion module.
+``layer(x)``; a parameterless :class:`MotionModuleSlot` placed there runs one motion module.
 
-Slots (and, for v1/HotshotXL, the cross-frame GroupNorm hooks) are added by
+Slots (and, for v1/HotshotXL, the cross-frame GroupNorm hooks) are put in by
 :func:`motion_injected` around a single UNet call from a ComfyUI ``DIFFUSION_MODEL`` wrapper,
 so the UNet module tree is untouched between calls: no stale injection survives an error,
 a clone, or another patcher loading the same weights, and ComfyUI never sees the slots when
 it loads or offloads weights. The motion weights themselves are a separate ModelPatcher.
+
+The per-call work is small: an :class:`Injection` (placements, slots, each block's layer list
+with its slot in) is built once per (UNet, motion model) and kept while both live; each call
+checks that the UNet's blocks are still the ones it was built for (else it is rebuilt), then
+swaps each block's layer list for its list with the slot, and back. The slots are the same
+objects in every call, so ``torch.compile`` sees the same module tree every call.
 """
 
 from __future__ import annotations
 
 import contextlib
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -28,19 +35,30 @@ from .config import MotionModuleConfig
 from .model import MotionModel
 from .transformer import MotionModule
 
+SLOT_KEY = "motion_module"  # the slot's name in its block, next to the block's own layers "0", "1", …
+
+
+class UNetCall:
+    """What the slots and norm hooks of one :class:`Injection` need to know about the UNet call running now."""
+
+    def __init__(self):
+        self.frames = 0
+        self.scale = 1.0  # a float, or a callable giving the per-frame/per-pixel scale at x's size
+        self.views = None  # (frame index, fuse weight) windows the motion modules run in, or None
+        self.height = 0  # of the image GroupNorm input being hooked now (v1/HotshotXL)
+
 
 class MotionModuleSlot(nn.Module):
     """Stand-in layer for one motion module. Holds no parameters of its own."""
 
-    def __init__(self, module: MotionModule, frames: int, scale, views=None):
+    def __init__(self, module: MotionModule, call: UNetCall):
         super().__init__()
         self.__dict__["module"] = module  # not a child: its weights belong to the motion model's patcher
-        self.frames = frames
-        self.scale = scale  # a float, or a callable giving the per-frame/per-pixel scale at x's size
-        self.views = views
+        self.__dict__["call"] = call
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (b f) c h w
-        return self.module(x, self.frames, self.scale(x) if callable(self.scale) else self.scale, self.views)
+        call = self.call
+        return self.module(x, call.frames, call.scale(x) if callable(call.scale) else call.scale, call.views)
 
 
 @dataclass(frozen=True)
@@ -87,44 +105,98 @@ def placements(unet, config: MotionModuleConfig) -> list[Placement]:
     return result
 
 
+def unet_blocks(unet) -> list[nn.Sequential]:
+    """Every ``TimestepEmbedSequential`` of ``unet``, in order."""
+    return [*unet.input_blocks, unet.middle_block, *unet.output_blocks]
+
+
 def image_norms(unet) -> list[nn.Module]:
     """The GroupNorms v1 and HotshotXL compute over all frames: every ResBlock's two, and the output norm."""
-    norms = [m.in_layers[0] for m in unet.modules() if isinstance(m, ResBlock)]
-    norms += [m.out_layers[0] for m in unet.modules() if isinstance(m, ResBlock)]
-    return norms + [unet.out[0]]
+    resblocks = [layer for block in unet_blocks(unet) for layer in block if isinstance(layer, ResBlock)]
+    return [m.in_layers[0] for m in resblocks] + [m.out_layers[0] for m in resblocks] + [unet.out[0]]
 
 
-def cross_frame_norm_hooks(norm: nn.Module, frames: int) -> list:
-    """Make ``norm`` see ``(b f) c h w`` as ``b c (f h) w``: one set of statistics per video."""
-    height = {}
+def layer_lists(unet, norms: bool) -> list[nn.Module]:
+    """The modules below ``unet`` whose children an :class:`Injection` relies on, each a child of ``unet`` or of one before it."""
+    blocks = unet_blocks(unet)
+    result = [unet.input_blocks, unet.output_blocks, *blocks]
+    if norms:
+        resblocks = [layer for block in blocks for layer in block if isinstance(layer, ResBlock)]
+        result += [*resblocks, *(m.in_layers for m in resblocks), *(m.out_layers for m in resblocks), unet.out]
+    return result
 
-    def before(_module, args):
+
+def fingerprint(unet, modules: list[nn.Module]) -> tuple:
+    """The UNet's sizes and the children of ``unet`` and of each of ``modules`` (identities): equal only for the same
+    layers in the same places."""
+    return (unet.model_channels, tuple(unet.channel_mult), tuple(unet.num_res_blocks), tuple(unet._modules.values()),
+            *(tuple(m._modules.values()) for m in modules))
+
+
+class Injection:
+    """``motion``'s modules placed into ``unet``: built once, swapped in for each UNet call, swapped out after it."""
+
+    def __init__(self, unet, motion: MotionModel):
+        # holds neither ``unet`` nor ``motion`` themselves: it is cached in dictionaries weakly keyed by them
+        self.call = UNetCall()
+        self.modules = layer_lists(unet, motion.config.image_norm_across_frames)
+        self.fingerprint = fingerprint(unet, self.modules)
+        self.blocks: list[tuple[nn.Sequential, dict]] = []  # (block, its layers with the slot in)
+        for place in placements(unet, motion.config):
+            layers = list(place.block._modules.items())
+            layers.insert(place.index, (SLOT_KEY, MotionModuleSlot(motion.module_at(place.key), self.call)))
+            self.blocks.append((place.block, dict(layers)))
+        self.norms = image_norms(unet) if motion.config.image_norm_across_frames else []
+        self.norm_hooks = (self.before_norm, self.after_norm)  # the same hook objects every call
+
+    def fits(self, unet) -> bool:
+        """Whether ``unet``'s blocks are still those this injection was built for."""
+        return fingerprint(unet, self.modules) == self.fingerprint
+
+    def before_norm(self, _module, args):
         x = args[0]
-        height["h"] = x.shape[-2]
-        return (rearrange(x, "(b f) c h w -> b c (f h) w", f=frames),)
+        self.call.height = x.shape[-2]
+        return (rearrange(x, "(b f) c h w -> b c (f h) w", f=self.call.frames),)
 
-    def after(_module, _args, out):
-        return rearrange(out, "b c (f h) w -> (b f) c h w", f=frames, h=height["h"])
+    def after_norm(self, _module, _args, out):
+        return rearrange(out, "b c (f h) w -> (b f) c h w", f=self.call.frames, h=self.call.height)
 
-    return [norm.register_forward_pre_hook(before), norm.register_forward_hook(after)]
+    @contextlib.contextmanager
+    def applied(self, frames: int, scale, views):
+        """Within the block the UNet runs with the slots (and the norms span all frames): one call's worth."""
+        self.call.frames, self.call.scale, self.call.views = frames, scale, views
+        own, hooks = [], []
+        try:
+            for block, with_slot in self.blocks:
+                own.append((block, block._modules))
+                block.__dict__["_modules"] = with_slot
+            for norm in self.norms:  # each GroupNorm sees (b f) c h w as b c (f h) w: one set of statistics per video
+                hooks += [norm.register_forward_pre_hook(self.norm_hooks[0]), norm.register_forward_hook(self.norm_hooks[1])]
+            yield
+        finally:
+            for handle in hooks:
+                handle.remove()
+            for block, layers in own:
+                block.__dict__["_modules"] = layers
+            self.call.scale = self.call.views = None  # let go of the call's tensors
+
+
+INJECTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # UNet -> {motion model -> Injection}, both weak
+
+
+def injection(unet, motion: MotionModel) -> Injection:
+    """The :class:`Injection` of ``motion`` into ``unet``, reused while ``unet``'s blocks stay the same."""
+    per_unet = INJECTIONS.get(unet)
+    if per_unet is None:
+        per_unet = INJECTIONS[unet] = weakref.WeakKeyDictionary()
+    found = per_unet.get(motion)
+    if found is None or not found.fits(unet):
+        found = per_unet[motion] = Injection(unet, motion)
+    return found
 
 
 @contextlib.contextmanager
 def motion_injected(unet, motion: MotionModel, frames: int, scale, views=None):
     """Within the block, ``unet`` runs ``motion``'s modules on videos of ``frames`` frames (in ``views``' windows if given)."""
-    inserted, hooks = [], []
-    try:
-        for place in placements(unet, motion.config):
-            slot = MotionModuleSlot(motion.module_at(place.key), frames, scale, views)
-            place.block.insert(place.index, slot)
-            inserted.append((place.block, slot))
-        if motion.config.image_norm_across_frames:
-            for norm in image_norms(unet):
-                hooks += cross_frame_norm_hooks(norm, frames)
+    with injection(unet, motion).applied(frames, scale, views):
         yield
-    finally:
-        for handle in hooks:
-            handle.remove()
-        for block, slot in inserted:
-            index = next(i for i, layer in enumerate(block) if layer is slot)
-            del block[index]

@@ -76,6 +76,11 @@ class TemporalTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         """``x``: ``(b f) c h w`` -> the temporal residual, same shape."""
+        return rearrange(self.residual(x, frames), "b f c h w -> (b f) c h w")
+
+    def residual(self, x: torch.Tensor, frames: int) -> torch.Tensor:
+        """``x``: ``(b f) c h w`` -> the temporal residual as ``b f c h w``: a permuted view of the last
+        projection's output, not copied (adding it to ``x`` reads it as it lies)."""
         height, width = x.shape[-2:]
         if self.norm_across_frames:
             h = self.norm(rearrange(x, "(b f) c h w -> b c (f h) w", f=frames))
@@ -86,7 +91,7 @@ class TemporalTransformer(nn.Module):
         for block in self.transformer_blocks:
             h = block(h)
         h = self.proj_out(h)
-        return rearrange(h, "(b h w) f c -> (b f) c h w", f=frames, h=height, w=width)
+        return rearrange(h, "(b h w) f c -> b f c h w", h=height, w=width)
 
 
 class MotionModule(nn.Module):
@@ -102,16 +107,20 @@ class MotionModule(nn.Module):
     def forward(self, x: torch.Tensor, frames: int, scale: float | torch.Tensor = 1.0, views=None) -> torch.Tensor:
         """``scale``: a float, or a tensor broadcasting to ``x`` (per frame/pixel, ``(b f) 1 h w``).
         ``views``: ``(frame index, fuse weight)`` windows to run the temporal transformer in (None: all frames)."""
-        delta = self.temporal_transformer(x, frames) if views is None else self.fused_views(x, frames, views)
-        return x + delta if not torch.is_tensor(scale) and scale == 1.0 else x + scale * delta
-
-    def fused_views(self, x: torch.Tensor, frames: int, views) -> torch.Tensor:
-        """The temporal residual per window of frames, fused by the windows' weights. ``x``: ``(b f) c h w``."""
         video = rearrange(x, "(b f) c h w -> b f c h w", f=frames)
+        delta = self.temporal_transformer.residual(x, frames) if views is None else self.fused_views(video, views)
+        if torch.is_tensor(scale):
+            out = video + rearrange(scale, "(b f) c h w -> b f c h w", f=frames) * delta
+        else:
+            out = video + delta if scale == 1.0 else video + scale * delta
+        return rearrange(out, "b f c h w -> (b f) c h w")
+
+    def fused_views(self, video: torch.Tensor, views) -> torch.Tensor:
+        """The temporal residual per window of frames, fused by the windows' weights. ``video``: ``b f c h w``."""
         fused = torch.zeros_like(video)
         for index, weight in views:
-            index = index.to(x.device)
+            index = index.to(video.device)
             part = rearrange(video[:, index], "b v c h w -> (b v) c h w")
-            delta = rearrange(self.temporal_transformer(part, len(index)), "(b v) c h w -> b v c h w", v=len(index))
+            delta = self.temporal_transformer.residual(part, len(index))  # b v c h w
             fused.index_add_(1, index, delta * weight.to(delta).view(1, -1, 1, 1, 1))
-        return rearrange(fused, "b f c h w -> (b f) c h w")
+        return fused
