@@ -92,12 +92,12 @@ def write_sd15_checkpoint(path: Path, seed: int = 0) -> Path:
 def write_motion_module(path: Path, version: str = "v3", seed: int = 1, zero_out: bool = False) -> Path:
     """Full-size random motion-module weights in ``version``'s official layout; ``zero_out``: proj_out
     zero, the untrained module (identity)."""
-    from animdiff.motion_module import MotionModel
+    from animdiff.motion_module import MotionNetwork
     from animdiff.motion_module.attention import sinusoidal_encoding
     from animdiff.motion_module.config import official_config
 
     if not path.exists():
-        shapes = meta_shapes(MotionModel(official_config(version), device="meta"), "")
+        shapes = meta_shapes(MotionNetwork(official_config(version), device="meta"), "")
         tensors = random_tensors({k: s for k, s in shapes.items() if not k.endswith(".pe")}, seed)
         tensors.update({k: sinusoidal_encoding(s[1], s[2]).half() for k, s in shapes.items() if k.endswith(".pe")})
         if zero_out:
