@@ -1,9 +1,9 @@
-"""Put a motion model into a ComfyUI SD UNet for exactly one evaluation, and take it out again.
+"""Put a motion network into a ComfyUI SD UNet for exactly one evaluation, and take it out again.
 
 The original AnimateDiff runs each motion module after its block's resnet (+ attention) and
 before the block's up/downsampler. In ComfyUI's ``UNetModel`` every block is a
 ``TimestepEmbedSequential`` whose plain layers ``forward_timestep_embed`` calls as
-``layer(x)``; a parameterless :class:`MotionModuleSlot` placed there runs one motion module.
+``layer(x)``; a parameterless :class:`TemporalModuleSlot` placed there runs one motion module.
 
 Slots (and, for v1/HotshotXL, the cross-frame GroupNorm hooks) are put in by
 :func:`motion_injected` around a single UNet call from a ComfyUI ``DIFFUSION_MODEL`` wrapper,
@@ -12,7 +12,7 @@ a clone, or another patcher loading the same weights, and ComfyUI never sees the
 it loads or offloads weights. The motion weights themselves are a separate ModelPatcher.
 
 The per-call work is small: an :class:`Injection` (placements, slots, each block's layer list
-with its slot in) is built once per (UNet, motion model) and kept while both live; each call
+with its slot in) is built once per (UNet, motion network) and kept while both live; each call
 checks that the UNet's blocks are still the ones it was built for (else it is rebuilt), then
 swaps each block's layer list for its list with the slot, and back. The slots are the same
 objects in every call, so ``torch.compile`` sees the same module tree every call.
@@ -27,13 +27,12 @@ from dataclasses import dataclass
 import torch
 from comfy.ldm.modules.attention import SpatialTransformer
 from comfy.ldm.modules.diffusionmodules.openaimodel import ResBlock, Upsample
-from einops import rearrange
 from torch import nn
 
 from ..errors import BaseModelError
 from .config import MotionModuleConfig
-from .model import MotionModel
-from .transformer import MotionModule
+from .network import MotionNetwork
+from .transformer import TemporalModule, frames_as_height, height_as_frames
 
 SLOT_KEY = "motion_module"  # the slot's name in its block, next to the block's own layers "0", "1", …
 
@@ -45,15 +44,14 @@ class UNetCall:
         self.frames = 0
         self.scale = 1.0  # a float, or a callable giving the per-frame/per-pixel scale at x's size
         self.views = None  # (frame index, fuse weight) windows the motion modules run in, or None
-        self.height = 0  # of the image GroupNorm input being hooked now (v1/HotshotXL)
 
 
-class MotionModuleSlot(nn.Module):
+class TemporalModuleSlot(nn.Module):
     """Stand-in layer for one motion module. Holds no parameters of its own."""
 
-    def __init__(self, module: MotionModule, call: UNetCall):
+    def __init__(self, module: TemporalModule, call: UNetCall):
         super().__init__()
-        self.__dict__["module"] = module  # not a child: its weights belong to the motion model's patcher
+        self.__dict__["module"] = module  # not a child: its weights belong to the motion network's patcher
         self.__dict__["call"] = call
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (b f) c h w
@@ -134,19 +132,19 @@ def fingerprint(unet, modules: list[nn.Module]) -> tuple:
 
 
 class Injection:
-    """``motion``'s modules placed into ``unet``: built once, swapped in for each UNet call, swapped out after it."""
+    """``network``'s modules placed into ``unet``: built once, swapped in for each UNet call, swapped out after it."""
 
-    def __init__(self, unet, motion: MotionModel):
-        # holds neither ``unet`` nor ``motion`` themselves: it is cached in dictionaries weakly keyed by them
+    def __init__(self, unet, network: MotionNetwork):
+        # holds neither ``unet`` nor ``network`` themselves: it is cached in dictionaries weakly keyed by them
         self.call = UNetCall()
-        self.modules = layer_lists(unet, motion.config.image_norm_across_frames)
+        self.modules = layer_lists(unet, network.config.image_norm_across_frames)
         self.fingerprint = fingerprint(unet, self.modules)
         self.blocks: list[tuple[nn.Sequential, dict]] = []  # (block, its layers with the slot in)
-        for place in placements(unet, motion.config):
+        for place in placements(unet, network.config):
             layers = list(place.block._modules.items())
-            layers.insert(place.index, (SLOT_KEY, MotionModuleSlot(motion.module_at(place.key), self.call)))
+            layers.insert(place.index, (SLOT_KEY, TemporalModuleSlot(network.module_at(place.key), self.call)))
             self.blocks.append((place.block, dict(layers)))
-        self.norms = image_norms(unet) if motion.config.image_norm_across_frames else []
+        self.norms = image_norms(unet) if network.config.image_norm_across_frames else []
         self.norm_hooks = (self.before_norm, self.after_norm)  # the same hook objects every call
 
     def fits(self, unet) -> bool:
@@ -154,12 +152,10 @@ class Injection:
         return fingerprint(unet, self.modules) == self.fingerprint
 
     def before_norm(self, _module, args):
-        x = args[0]
-        self.call.height = x.shape[-2]
-        return (rearrange(x, "(b f) c h w -> b c (f h) w", f=self.call.frames),)
+        return (frames_as_height(args[0], self.call.frames),)
 
     def after_norm(self, _module, _args, out):
-        return rearrange(out, "b c (f h) w -> (b f) c h w", f=self.call.frames, h=self.call.height)
+        return height_as_frames(out, self.call.frames)
 
     @contextlib.contextmanager
     def applied(self, frames: int, scale, views):
@@ -181,22 +177,22 @@ class Injection:
             self.call.scale = self.call.views = None  # let go of the call's tensors
 
 
-INJECTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # UNet -> {motion model -> Injection}, both weak
+INJECTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # UNet -> {motion network -> Injection}, both weak
 
 
-def injection(unet, motion: MotionModel) -> Injection:
-    """The :class:`Injection` of ``motion`` into ``unet``, reused while ``unet``'s blocks stay the same."""
+def injection(unet, network: MotionNetwork) -> Injection:
+    """The :class:`Injection` of ``network`` into ``unet``, reused while ``unet``'s blocks stay the same."""
     per_unet = INJECTIONS.get(unet)
     if per_unet is None:
         per_unet = INJECTIONS[unet] = weakref.WeakKeyDictionary()
-    found = per_unet.get(motion)
+    found = per_unet.get(network)
     if found is None or not found.fits(unet):
-        found = per_unet[motion] = Injection(unet, motion)
+        found = per_unet[network] = Injection(unet, network)
     return found
 
 
 @contextlib.contextmanager
-def motion_injected(unet, motion: MotionModel, frames: int, scale, views=None):
-    """Within the block, ``unet`` runs ``motion``'s modules on videos of ``frames`` frames (in ``views``' windows if given)."""
-    with injection(unet, motion).applied(frames, scale, views):
+def motion_injected(unet, network: MotionNetwork, frames: int, scale, views=None):
+    """Within the block, ``unet`` runs ``network``'s modules on videos of ``frames`` frames (in ``views``' windows if given)."""
+    with injection(unet, network).applied(frames, scale, views):
         yield
