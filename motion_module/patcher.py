@@ -58,14 +58,14 @@ class MotionWrapper:
     def __call__(self, executor, x, timesteps, context, y, control, transformer_options, **kwargs):
         call = lambda: executor(x, timesteps, context, y, control, transformer_options, **kwargs)  # noqa: E731
         videos = len(transformer_options.get("cond_or_uncond") or [0])
+        if x.shape[0] % videos:
+            raise FramesError(f"a batch of {x.shape[0]} latents does not split into {videos} videos (conds) of equal length")
         frames = x.shape[0] // videos
         sub_idxs, full_length = frames_of_call(transformer_options, frames)  # also tells other patches the frames
         sigmas = transformer_options.get("sigmas")
         scale = self.strength.at(sigmas, sub_idxs, full_length, videos) if self.in_range(sigmas) else 0.0
         if isinstance(scale, float) and scale == 0.0:
             return call()
-        if x.shape[0] % videos:
-            raise FramesError(f"a batch of {x.shape[0]} latents does not split into {videos} videos (conds) of equal length")
         limit = self.motion_module.config.max_frames
         views = motion_views(frames, self.views, transformer_options) if self.views else None
         if frames > limit and views is None:
