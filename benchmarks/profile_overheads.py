@@ -12,6 +12,12 @@ plain and animated.
 
     flock /tmp/animdiff-heavy.lock env PYTHONSAFEPATH=1 .cache/venv-test/bin/python benchmarks/profile_overheads.py [--steps 2]
     flock /tmp/animdiff-heavy.lock env PYTHONSAFEPATH=1 .cache/venv-test/bin/python benchmarks/profile_overheads.py --compile [--backend eager]
+
+``--per-call`` times the pack's own work around one UNet call piece by piece (each the minimum over many runs;
+the wrapper as a whole with the UNet's place taken by a function returning a fixed output), next to one
+16-frame cond + uncond UNet call at 64x64 pixels, plain and animated (v2, and v1 for its cross-frame norm hooks).
+
+    flock /tmp/animdiff-heavy.lock env PYTHONSAFEPATH=1 .cache/venv-test/bin/python benchmarks/profile_overheads.py --per-call
 """
 
 from __future__ import annotations
@@ -165,15 +171,92 @@ def compile_counts(model, frames, steps, positive, negative, backend: str, label
         print(f"      graph break x{count}: {reason.splitlines()[0][:160]} | {' '.join(reason.splitlines()[1:2])[:160]}")
 
 
+def min_seconds(function, number: int) -> float:
+    """The fastest of five rounds of ``number`` calls, per call."""
+    import timeit
+
+    function()
+    return min(timeit.repeat(function, number=number, repeat=5)) / number
+
+
+def per_call(repeats: int):
+    import comfy.patcher_extension
+    import torch
+    from animdiff.motion_module import load_motion_module
+    from animdiff.motion_module.injection import motion_injected, placements
+    from animdiff.motion_module.patcher import KEY, check_finite_output
+    from weights import motion_module_path
+
+    model, animated, positive, negative = setup(windowed=False)
+    unet = model.model.diffusion_model
+    (wrapper,) = animated.get_wrappers(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, KEY)
+    networks = {"v2": wrapper.motion_module.network,
+                "v1": load_motion_module(motion_module_path("mm_v1_random.safetensors")).network}
+    frames, videos = 16, 2
+    x = torch.randn(videos * frames, 4, 8, 8)
+    t = torch.full((videos * frames,), 500.0)
+    context = torch.cat([positive[0][0], negative[0][0]]).repeat_interleave(frames, 0)
+    sigmas = torch.tensor([5.0])
+    with torch.no_grad():
+        out = unet(x, t, context)
+    stub = comfy.patcher_extension.WrapperExecutor.new_class_executor(lambda *args, **kwargs: out, unet, [])
+
+    def injected(network):
+        with motion_injected(unet, network, frames, 1.0):
+            pass
+
+    pieces = [
+        ("placements() v2", lambda: placements(unet, networks["v2"].config)),
+        ("motion_injected set-up + tear-down v2", lambda: injected(networks["v2"])),
+        ("motion_injected set-up + tear-down v1", lambda: injected(networks["v1"])),
+        ("check_finite_output", lambda: check_finite_output(out, wrapper.motion_module)),
+        ("MotionStrength.at (motion_scale 1)", lambda: wrapper.strength.at(sigmas, list(range(frames)), frames, videos)),
+        ("MotionWrapper.__call__ v2, all but the UNet", lambda: wrapper(stub, x, t, context, None, None,
+                                                                        {"cond_or_uncond": [0, 1], "sigmas": sigmas})),
+    ]
+    results = {label: min_seconds(function, 200) for label, function in pieces}
+    for key, side in (("down_blocks.0.motion_modules.0", 8), ("up_blocks.1.motion_modules.0", 2)):
+        module = networks["v2"].module_at(key)
+        h = torch.randn(videos * frames, module.temporal_transformer.norm.num_channels, side, side)
+        with torch.no_grad():
+            results[f"one motion module, {key} ({list(h.shape)})"] = min_seconds(lambda m=module, h=h: m(h, frames), 20)
+
+    def unet_call(network):
+        with torch.no_grad():
+            if network is None:
+                return unet(x, t, context)
+            with motion_injected(unet, network, frames, 1.0):
+                return unet(x, t, context)
+
+    calls = {"plain": None, "animated v2": networks["v2"]}
+    timed = {label: min(timed_once(lambda n=network: unet_call(n)) for _ in range(repeats)) for label, network in calls.items()}
+    call = timed["animated v2"]
+    print(f"per-call work (ms, min of 5 x 200) and its fraction of one animated v2 UNet call ({frames} frames x {videos} conds, "
+          f"64x64 px, CPU, {torch.get_num_threads()} threads, min of {repeats}: {call * 1e3:.0f} ms; plain {timed['plain'] * 1e3:.0f} ms)")
+    for label, seconds in results.items():
+        print(f"  {label:50s} {seconds * 1e3:8.4f} ms  {seconds / call:9.2e}")
+
+
+def timed_once(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2, help="timed / profiled steps")
     parser.add_argument("--compile", action="store_true", help="count TorchCompileModel recompiles instead")
+    parser.add_argument("--per-call", action="store_true", help="time the per-call work piece by piece instead")
+    parser.add_argument("--repeats", type=int, default=5, help="UNet calls timed for --per-call (the minimum counts)")
     parser.add_argument("--backend", default="eager", help="torch.compile backend for --compile (the node offers inductor)")
     args = parser.parse_args()
     import torch
 
     torch.manual_seed(0)
+    if args.per_call:
+        per_call(args.repeats)
+        return
     if args.compile:
         torch._logging.set_logs(recompiles=True, graph_breaks=True)
         logging.getLogger("torch._dynamo").setLevel(logging.INFO)

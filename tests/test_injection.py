@@ -9,7 +9,9 @@ from __future__ import annotations
 import copy
 import gc
 import weakref
+from pathlib import Path
 
+import animdiff
 import comfy.sample
 import pytest
 import torch
@@ -93,3 +95,43 @@ def test_a_batch_that_does_not_split_into_the_conds_is_refused_before_anything_e
     options = {"wrappers": animated.wrappers, "cond_or_uncond": [0, 1], "sigmas": torch.tensor([1.0])}
     with pytest.raises(FramesError, match="a batch of 5 latents does not split into 2 videos"):
         animated.model.apply_model(x, torch.tensor([1.0] * 5), c_crossattn=torch.randn(5, 5, 32), transformer_options=options)
+
+
+@pytest.mark.full  # about two minutes on two CPU cores, nearly all of it Dynamo tracing
+def test_torch_compile_model_compiles_the_animated_unet_once_and_matches_eager(one_thread):
+    """Core's TorchCompileModel node on an animated model, 3 euler steps (one UNet call each), then 3 more: the
+    result equals eager sampling, and once the calls repeat nothing is compiled again. (ComfyUI itself compiles one
+    more frame in the second call, its ops' ``forward`` for the first conv's input, with or without this pack; the
+    pack's own code is not compiled again after the first call.)
+
+    On CPU the node's ``cudagraphs`` backend runs the captured graphs without CUDA graphs (``inductor`` takes
+    several minutes to build its C++ kernels for this model here); with CUDA the test uses ``inductor``."""
+    import torch._dynamo
+    from comfy_extras.nodes_torch_compile import TorchCompileModel
+
+    counters = torch._dynamo.utils.counters
+    animated = apply_motion_module(small_sd15(mult=MULT), small_motion(mult=MULT), OWN)
+    eager = sample(animated, steps=3)
+    backend = "inductor" if torch.cuda.is_available() else "cudagraphs"
+    compiled = TorchCompileModel.execute(model=animated, backend=backend).result[0]
+    torch._dynamo.reset()
+    counters.clear()
+    compiled_after = []  # frames Dynamo has compiled, after each UNet call
+
+    def after_call(*_):
+        compiled_after.append(counters["frames"]["total"])
+        if len(compiled_after) == 1:
+            torch._dynamo.utils.clear_compilation_metrics()
+
+    try:
+        first = sample(compiled, steps=3, callback=after_call)
+        later = torch._dynamo.utils.get_compilation_metrics()  # what the second and third calls compiled
+        second = sample(compiled, steps=3, callback=after_call)
+    finally:
+        torch._dynamo.reset()
+    scale = eager.abs().max()
+    assert (first - eager).abs().max() <= 1e-4 * scale and torch.equal(second, first)
+    assert compiled_after[0] > 0 and compiled_after[2:] == [compiled_after[2]] * 4, compiled_after
+    pack = Path(animdiff.__file__).parent  # (a test set-up keeps its ComfyUI in the pack's .cache)
+    ours = [m.co_name for m in later if Path(m.co_filename).is_relative_to(pack) and Path(m.co_filename).relative_to(pack).parts[0] != ".cache"]
+    assert ours == [], [(m.co_filename, m.co_name, m.recompile_reason) for m in later]
