@@ -180,6 +180,7 @@ def min_seconds(function, number: int) -> float:
 
 
 def per_call(repeats: int):
+    model, animated, positive, negative = setup(windowed=False)
     import comfy.patcher_extension
     import torch
     from animdiff.motion_module import load_motion_module
@@ -187,7 +188,6 @@ def per_call(repeats: int):
     from animdiff.motion_module.patcher import KEY, check_finite_output
     from weights import motion_module_path
 
-    model, animated, positive, negative = setup(windowed=False)
     unet = model.model.diffusion_model
     (wrapper,) = animated.get_wrappers(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, KEY)
     networks = {"v2": wrapper.motion_module.network,
