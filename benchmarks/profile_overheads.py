@@ -199,7 +199,11 @@ def per_call(repeats: int):
     sigmas = torch.tensor([5.0])
     with torch.no_grad():
         out = unet(x, t, context)
-    stub = comfy.patcher_extension.WrapperExecutor.new_class_executor(lambda *args, **kwargs: out, unet, [])
+
+    def wrapped_stub():  # the wrapper around a function in the UNet's place, as ComfyUI calls it
+        options = {"cond_or_uncond": [0, 1], "sigmas": sigmas}
+        executor = comfy.patcher_extension.WrapperExecutor.new_class_executor(lambda *args, **kwargs: out, unet, [wrapper])
+        return executor.execute(x, t, context, None, None, options)
 
     def injected(network):
         with motion_injected(unet, network, frames, 1.0):
@@ -211,8 +215,7 @@ def per_call(repeats: int):
         ("motion_injected set-up + tear-down v1", lambda: injected(networks["v1"])),
         ("check_finite_output", lambda: check_finite_output(out, wrapper.motion_module)),
         ("MotionStrength.at (motion_scale 1)", lambda: wrapper.strength.at(sigmas, list(range(frames)), frames, videos)),
-        ("MotionWrapper.__call__ v2, all but the UNet", lambda: wrapper(stub, x, t, context, None, None,
-                                                                        {"cond_or_uncond": [0, 1], "sigmas": sigmas})),
+        ("MotionWrapper.__call__ v2, all but the UNet", wrapped_stub),
     ]
     results = {label: min_seconds(function, 200) for label, function in pieces}
     for key, side in (("down_blocks.0.motion_modules.0", 8), ("up_blocks.1.motion_modules.0", 2)):
@@ -229,7 +232,11 @@ def per_call(repeats: int):
                 return unet(x, t, context)
 
     calls = {"plain": None, "animated v2": networks["v2"]}
-    timed = {label: min(timed_once(lambda n=network: unet_call(n)) for _ in range(repeats)) for label, network in calls.items()}
+    timed = {label: [] for label in calls}
+    for _ in range(repeats):  # interleaved, so that a change in the machine's load hits both alike
+        for label, network in calls.items():
+            timed[label].append(timed_once(lambda n=network: unet_call(n)))
+    timed = {label: min(seconds) for label, seconds in timed.items()}
     call = timed["animated v2"]
     print(f"per-call work (ms, min of 5 x 200) and its fraction of one animated v2 UNet call ({frames} frames x {videos} conds, "
           f"64x64 px, CPU, {torch.get_num_threads()} threads, min of {repeats}: {call * 1e3:.0f} ms; plain {timed['plain'] * 1e3:.0f} ms)")
