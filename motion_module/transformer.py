@@ -85,13 +85,9 @@ class TemporalTransformer(nn.Module):
         )
         self.proj_out = operations.Linear(channels, channels, device=device, dtype=dtype)
 
-    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
-        """``x``: ``(b f) c h w`` -> the temporal residual, same shape."""
-        return rearrange(self.residual(x, frames), "b f c h w -> (b f) c h w")
-
-    def residual(self, x: torch.Tensor, frames: int) -> torch.Tensor:
-        """``x``: ``(b f) c h w`` -> the temporal residual as ``b f c h w``: a permuted view of the last
-        projection's output, not copied (adding it to ``x`` reads it as it lies)."""
+    def forward(self, x: torch.Tensor, frames: int, video: bool = False) -> torch.Tensor:
+        """``x``: ``(b f) c h w`` -> the temporal residual, same shape; with ``video``, as ``b f c h w``: a permuted
+        view of the last projection's output, not copied (adding it to a video reads it as it lies)."""
         height, width = x.shape[-2:]
         if self.norm_across_frames:
             h = rearrange(self.norm(frames_as_height(x, frames)), "b c (f h) w -> (b h w) f c", f=frames)
@@ -100,8 +96,8 @@ class TemporalTransformer(nn.Module):
         h = self.proj_in(h)
         for block in self.transformer_blocks:
             h = block(h)
-        h = self.proj_out(h)
-        return rearrange(h, "(b h w) f c -> b f c h w", h=height, w=width)
+        residual = rearrange(self.proj_out(h), "(b h w) f c -> b f c h w", h=height, w=width)
+        return residual if video else rearrange(residual, "b f c h w -> (b f) c h w")
 
 
 class TemporalModule(nn.Module):
@@ -118,7 +114,7 @@ class TemporalModule(nn.Module):
         """``scale``: a float, or a tensor broadcasting to ``x`` (per frame/pixel, ``(b f) 1 h w``).
         ``views``: ``(frame index, fuse weight)`` windows to run the temporal transformer in (None: all frames)."""
         video = rearrange(x, "(b f) c h w -> b f c h w", f=frames)
-        delta = self.temporal_transformer.residual(x, frames) if views is None else self.fused_views(video, views)
+        delta = self.temporal_transformer(x, frames, video=True) if views is None else self.fused_views(video, views)
         if torch.is_tensor(scale):
             out = video + rearrange(scale, "(b f) c h w -> b f c h w", f=frames) * delta
         else:
@@ -131,6 +127,6 @@ class TemporalModule(nn.Module):
         for index, weight in views:
             index = index.to(video.device)
             part = rearrange(video[:, index], "b v c h w -> (b v) c h w")
-            delta = self.temporal_transformer.residual(part, len(index))  # b v c h w
+            delta = self.temporal_transformer(part, len(index), video=True)  # b v c h w
             fused.index_add_(1, index, delta * weight.to(delta).view(1, -1, 1, 1, 1))
         return fused
