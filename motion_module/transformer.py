@@ -85,9 +85,8 @@ class TemporalTransformer(nn.Module):
         )
         self.proj_out = operations.Linear(channels, channels, device=device, dtype=dtype)
 
-    def forward(self, x: torch.Tensor, frames: int, video: bool = False) -> torch.Tensor:
-        """``x``: ``(b f) c h w`` -> the temporal residual, same shape; with ``video``, as ``b f c h w``: a permuted
-        view of the last projection's output, not copied (adding it to a video reads it as it lies)."""
+    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
+        """``x``: ``(b f) c h w`` -> the temporal residual, same shape."""
         height, width = x.shape[-2:]
         if self.norm_across_frames:
             h = rearrange(self.norm(frames_as_height(x, frames)), "b c (f h) w -> (b h w) f c", f=frames)
@@ -96,12 +95,13 @@ class TemporalTransformer(nn.Module):
         h = self.proj_in(h)
         for block in self.transformer_blocks:
             h = block(h)
-        residual = rearrange(self.proj_out(h), "(b h w) f c -> b f c h w", h=height, w=width)
-        return residual if video else rearrange(residual, "b f c h w -> (b f) c h w")
+        h = self.proj_out(h)
+        return rearrange(h, "(b h w) f c -> (b f) c h w", f=frames, h=height, w=width)
 
 
 class TemporalModule(nn.Module):
-    """One ``VanillaTemporalModule``: ``x + scale * temporal_transformer(x)``."""
+    """One ``VanillaTemporalModule``: ``x + scale * temporal_transformer(x)``, computed and returned in ``x``'s
+    dtype (the UNet's activations: no float32 round trip; a tensor ``scale`` comes in that dtype too)."""
 
     def __init__(self, channels, config, operations, device=None, dtype=None):
         super().__init__()
@@ -113,20 +113,16 @@ class TemporalModule(nn.Module):
     def forward(self, x: torch.Tensor, frames: int, scale: float | torch.Tensor = 1.0, views=None) -> torch.Tensor:
         """``scale``: a float, or a tensor broadcasting to ``x`` (per frame/pixel, ``(b f) 1 h w``).
         ``views``: ``(frame index, fuse weight)`` windows to run the temporal transformer in (None: all frames)."""
-        video = rearrange(x, "(b f) c h w -> b f c h w", f=frames)
-        delta = self.temporal_transformer(x, frames, video=True) if views is None else self.fused_views(video, views)
-        if torch.is_tensor(scale):
-            out = video + rearrange(scale, "(b f) c h w -> b f c h w", f=frames) * delta
-        else:
-            out = video + delta if scale == 1.0 else video + scale * delta
-        return rearrange(out, "b f c h w -> (b f) c h w")
+        delta = self.temporal_transformer(x, frames) if views is None else self.fused_views(x, frames, views)
+        return x + delta if not torch.is_tensor(scale) and scale == 1.0 else x + scale * delta
 
-    def fused_views(self, video: torch.Tensor, views) -> torch.Tensor:
-        """The temporal residual per window of frames, fused by the windows' weights. ``video``: ``b f c h w``."""
+    def fused_views(self, x: torch.Tensor, frames: int, views) -> torch.Tensor:
+        """The temporal residual per window of frames, fused by the windows' weights. ``x``: ``(b f) c h w``."""
+        video = rearrange(x, "(b f) c h w -> b f c h w", f=frames)
         fused = torch.zeros_like(video)
         for index, weight in views:
-            index = index.to(video.device)
+            index = index.to(x.device)
             part = rearrange(video[:, index], "b v c h w -> (b v) c h w")
-            delta = self.temporal_transformer(part, len(index), video=True)  # b v c h w
+            delta = rearrange(self.temporal_transformer(part, len(index)), "(b v) c h w -> b v c h w", v=len(index))
             fused.index_add_(1, index, delta * weight.to(delta).view(1, -1, 1, 1, 1))
-        return fused
+        return rearrange(fused, "b f c h w -> (b f) c h w")
