@@ -49,6 +49,7 @@ class ContextOptions:
     schedule: str = "uniform"
     fuse_method: str = "pyramid"
     views: bool = False  # window only the motion modules' temporal attention (image layers see every frame)
+    windows_per_call: int | None = None  # windows evaluated in one model call; None: as many as fit in memory (not a node input)
 
     def __post_init__(self):
         if self.context_length < 1:
@@ -59,6 +60,8 @@ class ContextOptions:
             raise OptionsError(f"context_stride must be at least 1, got {self.context_stride}")
         if self.schedule not in SCHEDULES:
             raise OptionsError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
+        if self.windows_per_call is not None and self.windows_per_call < 1:
+            raise OptionsError(f"windows_per_call must be at least 1 (or None: as many as fit in memory), got {self.windows_per_call}")
         if self.fuse_method not in FUSE_METHODS:
             raise OptionsError(f"unknown fuse_method {self.fuse_method!r}; choose one of {FUSE_METHODS}")
 
