@@ -165,8 +165,8 @@ class WindowedEvaluation:
         windows = context_windows(frames, self.options, current_step(timestep, model_options))
         weights = fuse_weights(windows, frames, self.options.fuse_method)
         out = [torch.zeros_like(x_in) for _ in conds]  # a None cond stays zeros, as in ComfyUI
-        for numbers in tqdm(calls(windows, self.per_call(model, conds, x_in, len(windows))), desc="context windows", leave=False,
-                            disable=len(windows) < 2):
+        groups = calls(windows, self.per_call(model, conds, x_in, len(windows)))
+        for numbers in tqdm(groups, desc="context window calls", leave=False, disable=len(groups) < 2):
             window = [frame for n in numbers for frame in windows[n]]  # k L frames: the windows one after the other
             index = torch.tensor(window, device=x_in.device)
             sliced = {}  # control -> its copy for these frames, shared by the conds
