@@ -49,7 +49,7 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T(f"{PATCHER}.deepclone_multigpu", ("new_load_device",), "motion_module.loader (cached_patcher_init: the motion "
       "patcher's reload factory, called with disable_dynamic)", since="0.4"),
     T(f"{PATCHER}.add_callback_with_key", ("call_type", "key", "callback"), "motion_module.patcher (ON_PRE_RUN)"),
-    T("comfy.patcher_extension.CallbacksMP.ON_PRE_RUN", (), "motion_module.patcher (which motion model each UNet runs)"),
+    T("comfy.patcher_extension.CallbacksMP.ON_PRE_RUN", (), "motion_module.patcher (which motion network each UNet runs)"),
     T(f"{PATCHER}.get_additional_models_with_key", ("key",), "motion_module.patcher"),
     T("comfy_extras.nodes_context_windows.ContextWindowsManualNode", (), "sampling.windowed (model_options['context_handler'] "
       "is refused beside AnimDiff's windows)"),

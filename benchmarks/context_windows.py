@@ -40,9 +40,9 @@ def measure(frames: int, latent: int, steps: int) -> dict:
     import nodes
 
     model, clip = comfy.sd.load_checkpoint_guess_config(str(checkpoint_path()), output_vae=False, output_clip=True)[:2]
-    motion = load_motion_module(motion_module_path("mm_v3_random.safetensors"))
+    motion_module = load_motion_module(motion_module_path("mm_v3_random.safetensors"))
     options = ContextOptions(16, 4, schedule="static")
-    animated = apply_motion_module(model, motion, "autoselect", context_options=options)
+    animated = apply_motion_module(model, motion_module, "autoselect", context_options=options)
     positive = nodes.CLIPTextEncode().encode(clip, "a river")[0]
     x = torch.randn(frames, 4, latent, latent, generator=torch.Generator().manual_seed(0))
     start = time.perf_counter()

@@ -47,7 +47,7 @@ def functions() -> list[tuple[str, object]]:
         ("  motion_injected set-up + tear-down", injection.motion_injected.__wrapped__),
         ("    placements()", injection.placements),
         ("UNetModel._forward (UNet calls)", UNetModel._forward),
-        ("  motion modules (MotionModule.forward)", transformer.MotionModule.forward),
+        ("  motion modules (TemporalModule.forward)", transformer.TemporalModule.forward),
         ("  einops rearrange (everywhere)", einops.rearrange),
         ("calc_cond_batch (ComfyUI, per call)", comfy.samplers._calc_cond_batch),
     ]
@@ -66,9 +66,9 @@ def setup(windowed: bool):
     import nodes
 
     model, clip = comfy.sd.load_checkpoint_guess_config(str(checkpoint_path()), output_vae=False, output_clip=True)[:2]
-    motion = load_motion_module(motion_module_path("mm_v2_random.safetensors"))
+    motion_module = load_motion_module(motion_module_path("mm_v2_random.safetensors"))
     options = ContextOptions(16, 4, schedule="uniform", fuse_method="pyramid") if windowed else None
-    animated = apply_motion_module(model, motion, "autoselect", context_options=options)
+    animated = apply_motion_module(model, motion_module, "autoselect", context_options=options)
     positive = nodes.CLIPTextEncode().encode(clip, "a paper boat on a rainy street")[0]
     negative = nodes.CLIPTextEncode().encode(clip, "blurry")[0]
     return model, animated, positive, negative

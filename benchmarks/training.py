@@ -46,14 +46,14 @@ def measure(stage: str, args: argparse.Namespace) -> dict:
 
     channels, mult, side, context = SIZES[args.size]
     model = small_sd15(channels=channels, mult=mult, context=context)
-    motion = {"motion_lora": small_motion("v3", channels=channels, mult=mult), "domain_adapter": None,
+    motion_module = {"motion_lora": small_motion("v3", channels=channels, mult=mult), "domain_adapter": None,
               "motion_module": small_motion_config("v3", channels=channels, mult=mult)}[stage]
     data = TrainingClips.from_latents([moving_square(args.frames, size=side)], conditioning(0, tokens=77, context=context))
     config = TrainConfig(stage=stage, steps=args.steps + 1, learning_rate=1e-4, frames=args.frames, precision=args.precision,
                          gradient_checkpointing=args.gradient_checkpointing)
     times = []
     with PeakMemory() as peak:
-        result = train(config, model, data, motion, progress=lambda p: times.append(time.perf_counter()))
+        result = train(config, model, data, motion_module, progress=lambda p: times.append(time.perf_counter()))
     trained = sum(v.numel() for k, v in result.tensors.items() if not k.endswith(".pe"))
     device = str(model.load_device)
     if device.startswith("cuda"):

@@ -33,7 +33,7 @@ def measure(variant: str, size: str, steps: int) -> dict:
     import_pack()
     import comfy.ops
     import torch
-    from animdiff.motion_module import MotionModel, MotionModuleConfig
+    from animdiff.motion_module import MotionModuleConfig, MotionNetwork
     from animdiff.motion_module.injection import motion_injected
     from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
 
@@ -46,8 +46,8 @@ def measure(variant: str, size: str, steps: int) -> dict:
                          transformer_depth_output=[1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0], context_dim=768, num_heads=8,
                          use_linear_in_transformer=False, use_spatial_transformer=True, legacy=False, image_size=side,
                          use_checkpoint=False, adm_in_channels=None, operations=comfy.ops.manual_cast, dtype=dtype, device=device)
-        motion = MotionModel(MotionModuleConfig("v3", tuple(channels * m for m in (1, 2, 4, 4)), False, 32), device=device, dtype=dtype)
-    for tensor in [*unet.parameters(), *motion.parameters()]:
+        network = MotionNetwork(MotionModuleConfig("v3", tuple(channels * m for m in (1, 2, 4, 4)), False, 32), device=device, dtype=dtype)
+    for tensor in [*unet.parameters(), *network.parameters()]:
         torch.nn.init.normal_(tensor, std=0.02)
     batch = 2 * frames  # cond + uncond, as with cfg > 1
     x = torch.randn(batch, 4, side, side, device=device, dtype=dtype)
@@ -56,7 +56,7 @@ def measure(variant: str, size: str, steps: int) -> dict:
 
     def step():
         if variant == "animated":
-            with motion_injected(unet, motion, frames, 1.0):
+            with motion_injected(unet, network, frames, 1.0):
                 return unet(x, t, context)
         return unet(x, t, context)
 

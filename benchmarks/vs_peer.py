@@ -19,11 +19,15 @@ times the frames our window plan evaluates in the timed steps per frame of video
 server while each variant runs each workload, each in a fresh server, and ``--frames``: windows/s
 of ours for those frame counts (64x64, 16/4 uniform windows), each in a fresh server.
 
+``--gpu`` (issue 16, for a GPU machine): SD1.5 512x512x16 20 steps, SD1.5 128 frames 512x512 10 steps in 16/4
+windows, and SDXL 1024x1024x16 20 steps with a random full-size SDXL checkpoint (written once, about 7 GB) and the
+SDXL-layout motion module; peak memory is then the server's VRAM (nvidia-smi). The FLOP floor is SD1.5's only.
+
 The peer is never committed: point ``--peer-dir`` at a local checkout; the server loads it through
 a ``custom_nodes:`` entry of a temporary extra_model_paths.yaml (DEVELOPERS.md says how to get one).
 
     flock /tmp/animdiff-heavy.lock env PYTHONSAFEPATH=1 .cache/venv-test/bin/python benchmarks/vs_peer.py \\
-        [--peer-dir DIR] [--runs 2] [--frames 16,48,128] [--quick]
+        [--peer-dir DIR] [--runs 2] [--frames 16,48,128] [--quick | --gpu]
 """
 
 from __future__ import annotations
@@ -50,9 +54,9 @@ import torch  # noqa: E402
 import websocket  # noqa: E402
 from comfy_server import ComfyServer  # noqa: E402
 from pack_import import COMFYUI_DIR  # noqa: E402
-from weights import CHECKPOINT, MODELS_DIR, checkpoint_path, motion_module_path  # noqa: E402
+from weights import CHECKPOINT, MODELS_DIR, SDXL_CHECKPOINT, checkpoint_path, motion_module_path, sdxl_checkpoint_path  # noqa: E402
 
-MOTION_MODULE = "mm_v2_random.safetensors"
+BASES = {"sd15": (CHECKPOINT, "mm_v2_random.safetensors"), "sdxl": (SDXL_CHECKPOINT, "mm_sdxl_random.safetensors")}
 PEER_LINK = "ComfyUI-AnimateDiff-Evolved"
 SAMPLER = "10"  # the KSampler's node id in every graph
 
@@ -64,11 +68,15 @@ class Workload:
     side: int  # pixels
     steps: int
     windowed: bool = False
+    base: str = "sd15"  # the checkpoint and motion module: BASES
 
 
 WORKLOADS = [Workload("16 frames 64x64, 4 steps", 16, 64, 4),
              Workload("16 frames 128x128, 3 steps", 16, 128, 3),
              Workload("48 frames 64x64, 2 steps, windows 16/4 uniform pyramid", 48, 64, 2, windowed=True)]
+GPU = [Workload("SD1.5 16 frames 512x512, 20 steps", 16, 512, 20),
+       Workload("SD1.5 128 frames 512x512, 10 steps, windows 16/4 uniform pyramid", 128, 512, 10, windowed=True),
+       Workload("SDXL 16 frames 1024x1024, 20 steps", 16, 1024, 20, base="sdxl")]
 QUICK = [Workload("16 frames 32x32, 1 step", 16, 32, 1),
          Workload("24 frames 32x32, 1 step, windows 16/4 uniform pyramid", 24, 32, 1, windowed=True)]
 
@@ -76,8 +84,9 @@ QUICK = [Workload("16 frames 32x32, 1 step", 16, 32, 1),
 def graph(variant: str, work: Workload, frames: int | None = None) -> dict:
     """API-format prompt: checkpoint -> [motion] -> KSampler -> SaveLatent; the same shape for every variant."""
     frames = frames or work.frames
+    checkpoint, motion_module = BASES[work.base]
     g = {
-        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINT}},
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}},
         "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a paper boat on a rainy street"}},
         "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "blurry"}},
         "4": {"class_type": "EmptyLatentImage", "inputs": {"width": work.side, "height": work.side, "batch_size": frames}},
@@ -87,7 +96,7 @@ def graph(variant: str, work: Workload, frames: int | None = None) -> dict:
         "11": {"class_type": "SaveLatent", "inputs": {"samples": [SAMPLER, 0], "filename_prefix": f"bench/{variant}"}},
     }
     if variant == "ours":
-        g["20"] = {"class_type": "AnimDiffLoadMotionModule", "inputs": {"model_name": MOTION_MODULE, "version": "auto"}}
+        g["20"] = {"class_type": "AnimDiffLoadMotionModule", "inputs": {"model_name": motion_module, "version": "auto"}}
         g["21"] = {"class_type": "AnimDiffApplyMotionModule", "inputs": {
             "model": ["1", 0], "motion_module": ["20", 0], "beta_schedule": "autoselect", "motion_scale": 1.0,
             "start_percent": 0.0, "end_percent": 1.0}}
@@ -98,7 +107,7 @@ def graph(variant: str, work: Workload, frames: int | None = None) -> dict:
             g["21"]["inputs"]["context_options"] = ["22", 0]
         g[SAMPLER]["inputs"]["model"] = ["21", 0]
     elif variant == "peer":
-        g["30"] = {"class_type": "ADE_LoadAnimateDiffModel", "inputs": {"model_name": MOTION_MODULE}}
+        g["30"] = {"class_type": "ADE_LoadAnimateDiffModel", "inputs": {"model_name": motion_module}}
         g["31"] = {"class_type": "ADE_ApplyAnimateDiffModelSimple", "inputs": {"motion_model": ["30", 0]}}
         g["33"] = {"class_type": "ADE_UseEvolvedSampling", "inputs": {
             "model": ["1", 0], "beta_schedule": "autoselect", "m_models": ["31", 0]}}
@@ -184,11 +193,13 @@ class Server(ComfyServer):
 class RSSPeak:
     """The most resident memory of a process (and its children) between start() and stop(), sampled every 5 ms."""
 
+    interval = 0.005
+
     def __init__(self, pid: int):
         self.process = psutil.Process(pid)
         self.high = 0
 
-    def rss(self) -> int:
+    def used(self) -> int:
         return sum(p.memory_info().rss for p in [self.process, *self.process.children(recursive=True)])
 
     def start(self):
@@ -197,12 +208,35 @@ class RSSPeak:
         self.thread.start()
 
     def _poll(self):
-        while not self.done.wait(0.005):
-            self.high = max(self.high, self.rss())
+        while not self.done.wait(self.interval):
+            self.high = max(self.high, self.used())
 
     def stop(self):
         self.done.set()
         self.thread.join()
+
+
+class VRAMPeak(RSSPeak):
+    """The most GPU memory the server process holds (nvidia-smi's per-process figure, PyTorch's cache included),
+    sampled every 50 ms: what the process takes from the card, as a user sees it."""
+
+    interval = 0.05
+
+    def used(self) -> int:
+        import subprocess
+
+        out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, check=True).stdout
+        pids = {self.process.pid, *(p.pid for p in self.process.children(recursive=True))}
+        return sum(int(mib) * 2**20 for pid, mib in (line.split(", ") for line in out.splitlines() if line) if int(pid) in pids)
+
+
+MEMORY = "VRAM" if torch.cuda.is_available() else "RSS"
+
+
+def memory_peak(pid: int) -> RSSPeak:
+    """Peak VRAM of the server on a GPU, else its peak resident memory."""
+    return VRAMPeak(pid) if torch.cuda.is_available() else RSSPeak(pid)
 
 
 def timed_windows(frames: int, steps: int) -> int:
@@ -263,7 +297,10 @@ def windows(work: Workload, peer_dir: Path | None = None) -> int:
 
 
 def floor(work: Workload, ratios: dict[int, float], evaluations: int) -> float:
-    """The FLOP floor of animated/plain: per-call ratio times frames evaluated per frame of video."""
+    """The FLOP floor of animated/plain: per-call ratio times frames evaluated per frame of video (SD1.5 only: NaN
+    for SDXL)."""
+    if work.base != "sd15":
+        return float("nan")
     if not work.windowed:
         return ratios[work.side]
     return ratios[work.side] * evaluations * 16 / (work.steps * work.frames)
@@ -286,12 +323,13 @@ def timings(tmp: Path, work_list: list[Workload], variants: list[str], runs: int
 
 
 def peaks(tmp: Path, work_list: list[Workload], variants: list[str], peer_dir: Path | None) -> dict:
-    """{(workload, variant): peak server RSS bytes during the KSampler}, each in a fresh server (one run)."""
+    """{(workload, variant): peak server memory (VRAM on a GPU, else RSS) in bytes during the KSampler}, each in a
+    fresh server (one run)."""
     result = {}
     for work in work_list:
         for variant in variants:
             with Server(tmp, peer_dir if variant == "peer" else None, f"memory-{variant}") as server:
-                peak = RSSPeak(server.process.pid)
+                peak = memory_peak(server.process.pid)
                 server.sampler_seconds(graph(variant, work), peak)
                 result[(work.name, variant)] = peak.high
                 print(f"  peak: {work.name}, {variant}: {peak.high / 2**20:.0f} MiB", flush=True)
@@ -299,12 +337,12 @@ def peaks(tmp: Path, work_list: list[Workload], variants: list[str], peer_dir: P
 
 
 def frame_curve(tmp: Path, frame_counts: list[int], runs: int, side: int = 64) -> list[dict]:
-    """Ours at side x side, 2 steps, 16/4 uniform windows: windows/s and peak RSS per frame count, a fresh server each."""
+    """Ours at side x side, 2 steps, 16/4 uniform windows: windows/s and peak memory per frame count, a fresh server each."""
     work = Workload("curve", 0, side, 2, windowed=True)
     rows = []
     for frames in frame_counts:
         with Server(tmp, None, f"curve-{frames}") as server:
-            peak = RSSPeak(server.process.pid)
+            peak = memory_peak(server.process.pid)
             seconds = min(server.sampler_seconds(graph("ours", work, frames), peak)[0] for _ in range(runs))
         windows = timed_windows(frames, work.steps) if frames > 16 else work.steps
         rows.append({"frames": frames, "windows": windows, "seconds": seconds, "windows_per_s": windows / seconds,
@@ -320,6 +358,8 @@ def main():
     parser.add_argument("--frames", default="16,48,128", help="frame counts for ours' windows/s curve ('' to skip)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory servers")
     parser.add_argument("--quick", action="store_true", help="validate end to end: 1 run, tiny latents, 1 step")
+    parser.add_argument("--gpu", action="store_true", help="the GPU workloads: SD1.5 512x512x16 20 steps, 128 frames "
+                        "windowed, SDXL 1024x1024x16 (a random full-size SDXL, written once: about 7 GB); peak VRAM")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if args.peer_dir and not (args.peer_dir / "animatediff" / "nodes.py").is_file():
@@ -327,12 +367,14 @@ def main():
     from pack_import import import_pack
 
     import_pack()
-    checkpoint_path(), motion_module_path(MOTION_MODULE)  # written once if missing
-    work_list = QUICK if args.quick else WORKLOADS
+    work_list = QUICK if args.quick else GPU if args.gpu else WORKLOADS
+    for base in {w.base for w in work_list}:  # written once if missing
+        (sdxl_checkpoint_path if base == "sdxl" else checkpoint_path)()
+        motion_module_path(BASES[base][1])
     runs = 1 if args.quick else args.runs
     frame_counts = [int(f) for f in args.frames.split(",") if f] if not args.quick else [16, 24]
     variants = ["plain", "ours"] + (["peer"] if args.peer_dir else [])
-    ratios = {side: flop_ratio(side) for side in {w.side for w in work_list}}
+    ratios = {side: flop_ratio(side) for side in {w.side for w in work_list if w.base == "sd15"}}
     load = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="animdiff-vs-peer-") as tmp_name:
         tmp = Path(tmp_name)
@@ -345,7 +387,7 @@ def main():
     print(f"\n{datetime.date.today()}, {device}, min of {runs} run(s), load average up to "
           f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}; timed steps, cfg 7.5, euler")
     head = "| workload | plain s | ours/plain | ours' FLOP floor |" + (
-        " peer/plain | peer's FLOP floor | ours/peer | ours/peer per window | ours/peer peak RSS |" if args.peer_dir else "")
+        f" peer/plain | peer's FLOP floor | ours/peer | ours/peer per window | ours/peer peak {MEMORY} |" if args.peer_dir else "")
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     rows = []
@@ -370,11 +412,11 @@ def main():
         f"{r['workload']}: ours/plain {r['ours_ksampler_s'] / r['plain_ksampler_s']:.3f}"
         + (f", peer/plain {r['peer_ksampler_s'] / r['plain_ksampler_s']:.3f}" if "peer_s" in r else "") for r in rows))
     if memory:
-        print("\npeak server RSS during the KSampler, MiB (each in a fresh server): " + "; ".join(
+        print(f"\npeak server {MEMORY} during the KSampler, MiB (each in a fresh server): " + "; ".join(
             f"{work.name}: " + ", ".join(f"{v} {memory[(work.name, v)] / 2**20:.0f}" for v in variants) for work in work_list))
     if curve:
         print(f"\nours, {32 if args.quick else 64} px, 2 steps, 16/4 uniform windows, a fresh server each")
-        print("| frames | windows | seconds | windows/s | peak RSS MiB |\n|---|---|---|---|---|")
+        print(f"| frames | windows | seconds | windows/s | peak {MEMORY} MiB |\n|---|---|---|---|---|")
         for r in curve:
             print(f"| {r['frames']} | {r['windows']} | {r['seconds']:.2f} | {r['windows_per_s']:.2f} | {r['peak_mib']:.0f} |")
     if args.json:

@@ -20,7 +20,7 @@ BASE_CHANNELS = {"SD1.5": (320, 640, 1280, 1280), "SDXL": (320, 640, 1280)}
 
 @dataclass(frozen=True)
 class MotionModuleConfig:
-    """Everything needed to build a :class:`~motion_module.model.MotionModel`.
+    """Everything needed to build a :class:`~motion_module.network.MotionNetwork`.
 
     ``channels`` lists the down levels' widths (the up levels mirror them); ``down_modules``
     and ``up_modules`` are the motion modules per level (2 and 3 in every official file).

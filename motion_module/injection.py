@@ -1,9 +1,9 @@
-"""Put a motion model into a ComfyUI SD UNet for exactly one evaluation, and take it out again.
+"""Put a motion network into a ComfyUI SD UNet for exactly one evaluation, and take it out again.
 
 The original AnimateDiff runs each motion module after its block's resnet (+ attention) and
 before the block's up/downsampler. In ComfyUI's ``UNetModel`` every block is a
 ``TimestepEmbedSequential`` whose plain layers ``forward_timestep_embed`` calls as
-``layer(x)``; a parameterless :class:`MotionModuleSlot` inserted there runs one motion module.
+``layer(x)``; a parameterless :class:`TemporalModuleSlot` inserted there runs one motion module.
 
 Slots (and, for v1/HotshotXL, the cross-frame GroupNorm hooks) are added by
 :func:`motion_injected` around a single UNet call from a ComfyUI ``DIFFUSION_MODEL`` wrapper,
@@ -20,21 +20,20 @@ from dataclasses import dataclass
 import torch
 from comfy.ldm.modules.attention import SpatialTransformer
 from comfy.ldm.modules.diffusionmodules.openaimodel import ResBlock, Upsample
-from einops import rearrange
 from torch import nn
 
 from ..errors import BaseModelError
 from .config import MotionModuleConfig
-from .model import MotionModel
-from .transformer import MotionModule
+from .network import MotionNetwork
+from .transformer import TemporalModule, frames_as_height, height_as_frames
 
 
-class MotionModuleSlot(nn.Module):
+class TemporalModuleSlot(nn.Module):
     """Stand-in layer for one motion module. Holds no parameters of its own."""
 
-    def __init__(self, module: MotionModule, frames: int, scale, views=None):
+    def __init__(self, module: TemporalModule, frames: int, scale, views=None):
         super().__init__()
-        self.__dict__["module"] = module  # not a child: its weights belong to the motion model's patcher
+        self.__dict__["module"] = module  # not a child: its weights belong to the motion network's patcher
         self.frames = frames
         self.scale = scale  # a float, or a callable giving the per-frame/per-pixel scale at x's size
         self.views = views
@@ -96,29 +95,21 @@ def image_norms(unet) -> list[nn.Module]:
 
 def cross_frame_norm_hooks(norm: nn.Module, frames: int) -> list:
     """Make ``norm`` see ``(b f) c h w`` as ``b c (f h) w``: one set of statistics per video."""
-    height = {}
-
-    def before(_module, args):
-        x = args[0]
-        height["h"] = x.shape[-2]
-        return (rearrange(x, "(b f) c h w -> b c (f h) w", f=frames),)
-
-    def after(_module, _args, out):
-        return rearrange(out, "b c (f h) w -> (b f) c h w", f=frames, h=height["h"])
-
+    before = lambda _module, args: (frames_as_height(args[0], frames),)  # noqa: E731
+    after = lambda _module, _args, out: height_as_frames(out, frames)  # noqa: E731
     return [norm.register_forward_pre_hook(before), norm.register_forward_hook(after)]
 
 
 @contextlib.contextmanager
-def motion_injected(unet, motion: MotionModel, frames: int, scale, views=None):
+def motion_injected(unet, network: MotionNetwork, frames: int, scale, views=None):
     """Within the block, ``unet`` runs ``motion``'s modules on videos of ``frames`` frames (in ``views``' windows if given)."""
     inserted, hooks = [], []
     try:
-        for place in placements(unet, motion.config):
-            slot = MotionModuleSlot(motion.module_at(place.key), frames, scale, views)
+        for place in placements(unet, network.config):
+            slot = TemporalModuleSlot(network.module_at(place.key), frames, scale, views)
             place.block.insert(place.index, slot)
             inserted.append((place.block, slot))
-        if motion.config.image_norm_across_frames:
+        if network.config.image_norm_across_frames:
             for norm in image_norms(unet):
                 hooks += cross_frame_norm_hooks(norm, frames)
         yield

@@ -1,4 +1,4 @@
-"""Build a :class:`MotionModel` from any supported motion-module file."""
+"""Build a :class:`MotionNetwork` from any supported motion-module file."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from ..errors import FileError
 from .checkpoint import content_hash, read_state_dict
 from .config import MotionModuleConfig
 from .layout import recognise
-from .model import MotionModel
+from .network import MotionNetwork
 
 
-def build_motion_model(state_dict: dict[str, torch.Tensor], source: str, version: str = "auto",
-                       dtype: torch.dtype | None = None) -> MotionModel:
+def build_motion_network(state_dict: dict[str, torch.Tensor], source: str, version: str = "auto",
+                         dtype: torch.dtype | None = None) -> MotionNetwork:
     """Detect the layout of ``state_dict`` (any supported key scheme) and load it.
 
     Positional encodings missing from the file are computed; any other missing or extra
@@ -25,11 +25,11 @@ def build_motion_model(state_dict: dict[str, torch.Tensor], source: str, version
     """
     state_dict, config = recognise(state_dict, source, version)
     dtype = dtype or next(iter(state_dict.values())).dtype
-    model = MotionModel(config, dtype=dtype)
-    check_layout(state_dict, model.state_dict(), source, f"{config.version} motion-module")
-    model.load_state_dict(state_dict, strict=False)
-    model.content_hash = content_hash(state_dict)  # the weights as read, before any patching: a training state's identity
-    return model.eval().requires_grad_(False)
+    network = MotionNetwork(config, dtype=dtype)
+    check_layout(state_dict, network.state_dict(), source, f"{config.version} motion-module")
+    network.load_state_dict(state_dict, strict=False)
+    network.content_hash = content_hash(state_dict)  # the weights as read, before any patching: a training state's identity
+    return network.eval().requires_grad_(False)
 
 
 def check_layout(state_dict: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: str, layout: str) -> None:
@@ -61,12 +61,12 @@ class LoadedMotionModule:
     loras: tuple = ()  # (file, strength) of each MotionLoRA applied, for messages
 
     @property
-    def model(self) -> MotionModel:
+    def network(self) -> MotionNetwork:
         return self.patcher.model
 
     @property
     def config(self) -> MotionModuleConfig:
-        return self.model.config
+        return self.network.config
 
     def describe(self) -> str:
         c = self.config
@@ -74,30 +74,30 @@ class LoadedMotionModule:
         return f"{self.name}{loras} ({c.version}, {c.base}, up to {c.max_frames} frames per window)"
 
 
-def motion_patcher(model: MotionModel, reload: tuple | None = None,
+def motion_patcher(network: MotionNetwork, reload: tuple | None = None,
                    disable_dynamic: bool = False) -> comfy.model_patcher.ModelPatcher:
-    """A patcher for ``model`` made the way ComfyUI makes its core patchers.
+    """A patcher for ``network`` made the way ComfyUI makes its core patchers.
 
     ``CoreModelPatcher`` (newer ComfyUI; looked up at call time, as ``main.py`` may switch it to
     dynamic VRAM) lets the motion weights load, offload and stream with the UNet they are attached
     to; older ComfyUI has only ``ModelPatcher``. ``cached_patcher_init`` is the factory ComfyUI calls
     for a fresh, unpatched copy of the weights (multi-GPU deep clones, non-dynamic delegates):
     ``reload`` = ``(function, args)`` called as ``function(*args, disable_dynamic=...)``; without it,
-    a deep copy of ``model``.
+    a deep copy of ``network``.
     """
     core = comfy.model_patcher.ModelPatcher if disable_dynamic else \
         getattr(comfy.model_patcher, "CoreModelPatcher", comfy.model_patcher.ModelPatcher)
-    patcher = core(model, load_device=comfy.model_management.get_torch_device(),
+    patcher = core(network, load_device=comfy.model_management.get_torch_device(),
                    offload_device=comfy.model_management.unet_offload_device())
-    patcher.cached_patcher_init = reload or (copied_motion_patcher, (model,))
+    patcher.cached_patcher_init = reload or (copied_motion_patcher, (network,))
     return patcher
 
 
-def copied_motion_patcher(model: MotionModel, disable_dynamic: bool = False) -> comfy.model_patcher.ModelPatcher:
-    """``cached_patcher_init`` of a motion model that has no file (a training result): a patcher of a
-    fresh model holding a copy of ``model``'s weights (never the loaded model's own tensors)."""
-    fresh = MotionModel(model.config, dtype=next(model.parameters()).dtype)
-    fresh.load_state_dict(model.state_dict())
+def copied_motion_patcher(network: MotionNetwork, disable_dynamic: bool = False) -> comfy.model_patcher.ModelPatcher:
+    """``cached_patcher_init`` of a motion network that has no file (a training result): a patcher of a
+    fresh network holding a copy of ``network``'s weights (never the loaded network's own tensors)."""
+    fresh = MotionNetwork(network.config, dtype=next(network.parameters()).dtype)
+    fresh.load_state_dict(network.state_dict())
     return motion_patcher(fresh.eval().requires_grad_(False), disable_dynamic=disable_dynamic)
 
 
@@ -106,9 +106,9 @@ def load_motion_patcher(path: str, version: str = "auto", disable_dynamic: bool 
 
     The weights are stored in ComfyUI's UNet dtype (``unet_dtype()``: the dtype it gives SD UNets, following
     ``--fp16-unet`` / ``--bf16-unet`` / ``--fp8_e4m3fn-unet``); they compute in the dtype of the UNet they run
-    in, whatever that is (:class:`MotionModel`), so one loaded module serves models of any precision."""
-    model = build_motion_model(read_state_dict(Path(path)), Path(path).name, version, dtype=comfy.model_management.unet_dtype())
-    return motion_patcher(model, (load_motion_patcher, (str(path), version)), disable_dynamic)
+    in, whatever that is (:class:`MotionNetwork`), so one loaded module serves models of any precision."""
+    network = build_motion_network(read_state_dict(Path(path)), Path(path).name, version, dtype=comfy.model_management.unet_dtype())
+    return motion_patcher(network, (load_motion_patcher, (str(path), version)), disable_dynamic)
 
 
 def load_motion_module(path: str | Path, version: str = "auto") -> LoadedMotionModule:

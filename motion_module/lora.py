@@ -82,13 +82,13 @@ def parse_motion_lora(state_dict: dict[str, torch.Tensor], source: str) -> dict[
     return layers
 
 
-def apply_motion_lora(motion: LoadedMotionModule, lora: dict[str, LoRALayer], lora_name: str,
+def apply_motion_lora(motion_module: LoadedMotionModule, lora: dict[str, LoRALayer], lora_name: str,
                       strength: float) -> LoadedMotionModule:
     """A MOTION_MODULE whose patcher also carries ``strength`` x this LoRA (stacking with earlier ones)."""
-    weights = motion.model.state_dict()
+    weights = motion_module.network.state_dict()
     deltas = {key: layer.delta() for key, layer in lora.items() if key in weights}  # once per load
     if not deltas:
-        raise FileError(lora_name, f"none of its {len(lora)} LoRA layers match the motion module {motion.describe()}")
+        raise FileError(lora_name, f"none of its {len(lora)} LoRA layers match the motion module {motion_module.describe()}")
     for key, delta in deltas.items():
         if delta.shape != weights[key].shape:
             raise FileError(lora_name, f"LoRA layer for {key} has shape {list(delta.shape)}, "
@@ -96,7 +96,7 @@ def apply_motion_lora(motion: LoadedMotionModule, lora: dict[str, LoRALayer], lo
     if len(deltas) < len(lora):
         missing = sorted(set(lora) - set(deltas))
         logging.warning("AnimDiff: MotionLoRA %s: %d of %d layers match %s; %d do not (e.g. %s)",
-                        lora_name, len(deltas), len(lora), motion.describe(), len(missing), missing[0])
-    patcher = motion.patcher.clone()
+                        lora_name, len(deltas), len(lora), motion_module.describe(), len(missing), missing[0])
+    patcher = motion_module.patcher.clone()
     patcher.add_patches({key: (delta,) for key, delta in deltas.items()}, strength)
-    return LoadedMotionModule(motion.name, patcher, motion.loras + ((lora_name, strength),))
+    return LoadedMotionModule(motion_module.name, patcher, motion_module.loras + ((lora_name, strength),))

@@ -1,4 +1,4 @@
-"""Animate a ComfyUI MODEL: clone its patcher and wrap its UNet calls with a motion model."""
+"""Animate a ComfyUI MODEL: clone its patcher and wrap its UNet calls with a motion network."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from ..sampling.window_params import frames_of_call
 from ..sampling.windowed import motion_views, use_context_windows
 from .injection import motion_injected, placements, sd_unet
 from .loader import LoadedMotionModule
+from .network import MotionNetwork
 from .strength import MotionKeyframe, MotionStrength
 
 KEY = "animdiff"
@@ -24,32 +25,32 @@ class MotionWrapper:
     """ComfyUI ``DIFFUSION_MODEL`` wrapper running the UNet with the motion modules inside.
 
     Never copied: it references the motion weights, which a deep copy of ``model_options`` (some
-    ComfyUI versions make them) must not duplicate. Its one piece of state says which motion model
+    ComfyUI versions make them) must not duplicate. Its one piece of state says which motion network
     runs with which UNet: multi-GPU deep clones (``deepclone_multigpu``) carry their own copy of the
     motion patcher, but every device's UNet call gets the wrappers of the primary model's options.
     """
 
-    def __init__(self, motion: LoadedMotionModule, strength: MotionStrength, sigma_start: float, sigma_end: float,
+    def __init__(self, motion_module: LoadedMotionModule, strength: MotionStrength, sigma_start: float, sigma_end: float,
                  views: ContextOptions | None = None):
-        self.motion = motion
+        self.motion_module = motion_module
         self.strength = strength
         self.sigma_start = sigma_start
         self.sigma_end = sigma_end
         self.views = views  # context options whose windows only the motion modules use
-        self.running = weakref.WeakKeyDictionary()  # UNet module -> the motion model its patcher runs
+        self.running = weakref.WeakKeyDictionary()  # UNet module -> the motion network its patcher runs
 
     def __deepcopy__(self, memo):
         return self
 
     def pre_run(self, patcher: comfy.model_patcher.ModelPatcher) -> None:
         """``ON_PRE_RUN`` callback: ComfyUI calls it on every patcher about to sample (a multi-GPU clone
-        included), so each UNet runs the motion model of its own patcher's additional models."""
-        motion = patcher.get_additional_models_with_key(KEY)
-        if motion:
-            self.running[patcher.model.diffusion_model] = motion[0].model
+        included), so each UNet runs the motion network of its own patcher's additional models."""
+        attached = patcher.get_additional_models_with_key(KEY)
+        if attached:
+            self.running[patcher.model.diffusion_model] = attached[0].model
 
-    def motion_model(self, unet: torch.nn.Module) -> torch.nn.Module:
-        return self.running.get(unet, self.motion.model)
+    def network(self, unet: torch.nn.Module) -> MotionNetwork:
+        return self.running.get(unet, self.motion_module.network)
 
     def in_range(self, sigmas: torch.Tensor | None) -> bool:
         return sigmas is None or self.sigma_end <= float(sigmas.max()) <= self.sigma_start
@@ -65,28 +66,28 @@ class MotionWrapper:
             return call()
         if x.shape[0] % videos:
             raise FramesError(f"a batch of {x.shape[0]} latents does not split into {videos} videos (conds) of equal length")
-        limit = self.motion.config.max_frames
+        limit = self.motion_module.config.max_frames
         views = motion_views(frames, self.views, transformer_options) if self.views else None
         if frames > limit and views is None:
             raise FramesError(
-                f"{frames} frames in one pass, but {self.motion.describe()} has positional encodings for at most "
+                f"{frames} frames in one pass, but {self.motion_module.describe()} has positional encodings for at most "
                 f"{limit}. Connect AnimDiffContextOptions to AnimDiffApplyMotionModule to sample in windows of {min(16, limit)}."
             )
-        with motion_injected(executor.class_obj, self.motion_model(executor.class_obj), frames, scale, views):
+        with motion_injected(executor.class_obj, self.network(executor.class_obj), frames, scale, views):
             out = call()
-        check_finite_output(out, self.motion)
+        check_finite_output(out, self.motion_module)
         return out
 
 
-def check_finite_output(out: torch.Tensor, motion: LoadedMotionModule) -> None:
+def check_finite_output(out: torch.Tensor, motion_module: LoadedMotionModule) -> None:
     """One fused reduction per UNet call (on the UNet's output, small next to the call itself): NaN or infinite
     values would make every later step, and so the video, black."""
     if not bool(torch.isfinite(out).all()):
-        raise NonFiniteError(f"the model with {motion.describe()} produced NaN or infinite values: the motion module or a "
+        raise NonFiniteError(f"the model with {motion_module.describe()} produced NaN or infinite values: the motion module or a "
                              "MotionLoRA holds weights too large for this precision, or motion_scale is too high")
 
 
-def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion: LoadedMotionModule, beta_schedule: str,
+def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion_module: LoadedMotionModule, beta_schedule: str,
                         motion_scale: float = 1.0, start_percent: float = 0.0, end_percent: float = 1.0,
                         context_options: ContextOptions | None = None, motion_scale_schedule: str | None = None,
                         motion_scale_mask: torch.Tensor | None = None,
@@ -101,21 +102,21 @@ def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion: LoadedM
     unet = sd_unet(model)
     family = type(model.model.model_config).__name__
     if unet is None:
-        raise BaseModelError(f"{motion.name}: motion modules fit SD1.5/SDXL UNets, not a {family} model")
+        raise BaseModelError(f"{motion_module.name}: motion modules fit SD1.5/SDXL UNets, not a {family} model")
     try:
-        placements(unet, motion.config)
+        placements(unet, motion_module.config)
     except BaseModelError as err:
-        raise BaseModelError(f"{motion.name}: wrong base model: {motion.config.base} motion module ({motion.config.version}) "
+        raise BaseModelError(f"{motion_module.name}: wrong base model: {motion_module.config.base} motion module ({motion_module.config.version}) "
                              f"on a {family} model; {err.detail}") from None
     if model.get_wrappers(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, KEY):
         raise OptionsError("this MODEL already has a motion module; apply one per model")
     if not 0.0 <= start_percent <= end_percent <= 1.0:
         raise OptionsError(f"need 0 <= start_percent ({start_percent}) <= end_percent ({end_percent}) <= 1")
-    if context_options and context_options.context_length > motion.config.max_frames:
-        raise OptionsError(f"context_length {context_options.context_length} is longer than {motion.describe()} allows; "
-                           f"use at most {motion.config.max_frames}")
+    if context_options and context_options.context_length > motion_module.config.max_frames:
+        raise OptionsError(f"context_length {context_options.context_length} is longer than {motion_module.describe()} allows; "
+                           f"use at most {motion_module.config.max_frames}")
 
-    schedule = schedules.resolve(beta_schedule, motion.config.version)
+    schedule = schedules.resolve(beta_schedule, motion_module.config.version)
     sampling = schedules.model_sampling_for(schedule, model.get_model_object("model_sampling"))
     ms = sampling or model.get_model_object("model_sampling")
     strength = MotionStrength(motion_scale, motion_scale_schedule, motion_scale_mask, keyframes or (), ms.percent_to_sigma)
@@ -123,10 +124,10 @@ def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion: LoadedM
     if sampling is not None:
         animated.add_object_patch("model_sampling", sampling)
     views = context_options if context_options and context_options.views else None
-    wrapper = MotionWrapper(motion, strength, ms.percent_to_sigma(start_percent), ms.percent_to_sigma(end_percent), views)
+    wrapper = MotionWrapper(motion_module, strength, ms.percent_to_sigma(start_percent), ms.percent_to_sigma(end_percent), views)
     animated.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, KEY, wrapper)
     animated.add_callback_with_key(comfy.patcher_extension.CallbacksMP.ON_PRE_RUN, KEY, wrapper.pre_run)
-    animated.set_additional_models(KEY, [motion.patcher])
+    animated.set_additional_models(KEY, [motion_module.patcher])
     if context_options and not views:
         use_context_windows(animated, context_options)
     return animated

@@ -1,6 +1,6 @@
 """Motion strength per frame, per region and over sampling progress.
 
-The motion modules add ``scale * residual`` (:class:`~.transformer.MotionModule`). For one UNet
+The motion modules add ``scale * residual`` (:class:`~.transformer.TemporalModule`). For one UNet
 call the scale is
 
     scale[frame, y, x] = motion_scale * keyframe_multiplier(sigma) * schedule[frame] * mask[frame, y, x]

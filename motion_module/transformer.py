@@ -10,6 +10,17 @@ from torch import nn
 from .attention import TemporalAttention
 
 
+def frames_as_height(x: torch.Tensor, frames: int) -> torch.Tensor:
+    """``(b f) c h w -> b c (f h) w``: the frames of each video stacked as one tall image, so that a GroupNorm
+    computes one set of statistics per video (AnimateDiff-SDXL's motion norm, v1/HotshotXL's image norms)."""
+    return rearrange(x, "(b f) c h w -> b c (f h) w", f=frames)
+
+
+def height_as_frames(x: torch.Tensor, frames: int) -> torch.Tensor:
+    """The inverse of :func:`frames_as_height`: ``b c (f h) w -> (b f) c h w``."""
+    return rearrange(x, "b c (f h) w -> (b f) c h w", f=frames)
+
+
 class GEGLU(nn.Module):
     def __init__(self, dim_in: int, dim_out: int, operations, device=None, dtype=None):
         super().__init__()
@@ -78,8 +89,7 @@ class TemporalTransformer(nn.Module):
         """``x``: ``(b f) c h w`` -> the temporal residual, same shape."""
         height, width = x.shape[-2:]
         if self.norm_across_frames:
-            h = self.norm(rearrange(x, "(b f) c h w -> b c (f h) w", f=frames))
-            h = rearrange(h, "b c (f h) w -> (b h w) f c", f=frames)
+            h = rearrange(self.norm(frames_as_height(x, frames)), "b c (f h) w -> (b h w) f c", f=frames)
         else:
             h = rearrange(self.norm(x), "(b f) c h w -> (b h w) f c", f=frames)
         h = self.proj_in(h)
@@ -89,7 +99,7 @@ class TemporalTransformer(nn.Module):
         return rearrange(h, "(b h w) f c -> (b f) c h w", f=frames, h=height, w=width)
 
 
-class MotionModule(nn.Module):
+class TemporalModule(nn.Module):
     """One ``VanillaTemporalModule``: ``x + scale * temporal_transformer(x)``, computed and returned in ``x``'s
     dtype (the UNet's activations: no float32 round trip; a tensor ``scale`` comes in that dtype too)."""
 

@@ -71,9 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--log-every", type=int, default=10)
     args = parser.parse_args(argv)
     stage = training.STAGES[args.stage]
-    if stage.motion == "required" and args.motion_module is None:
+    if stage.needs_motion_module == "required" and args.motion_module is None:
         parser.error(f"--stage {stage} needs --motion-module (the module the {stage} is for)")
-    if stage.motion == "none" and args.motion_module is not None:
+    if stage.needs_motion_module == "none" and args.motion_module is not None:
         parser.error(f"--stage {stage} trains the image model alone; drop --motion-module")
     if args.still is not None and args.camera is None:
         parser.error("--still needs --camera: a still has no motion of its own")
@@ -98,14 +98,14 @@ def load_models(args: argparse.Namespace):
     model, clip, vae = comfy.sd.load_checkpoint_guess_config(str(args.checkpoint), output_vae=True, output_clip=True,
                                                              embedding_directory=folder_paths.get_folder_paths("embeddings"))[:3]
     if args.motion_module is not None:
-        motion = load_motion_module(args.motion_module)
+        motion_module = load_motion_module(args.motion_module)
     elif args.stage == "motion_module":
         if args.version not in ("v1", "v2", "v3", "sdxl"):
             raise SystemExit(f"--version {args.version!r}: a new motion module is v1, v2, v3 or sdxl")
-        motion = official_config(args.version)
+        motion_module = official_config(args.version)
     else:
-        motion = None
-    return model, clip, vae, motion
+        motion_module = None
+    return model, clip, vae, motion_module
 
 
 def read_clips(args: argparse.Namespace) -> tuple[list, list[str]]:
@@ -151,7 +151,7 @@ class ProgressPrinter:
             self.window = []
 
 
-def run(args: argparse.Namespace, model, clip, vae, motion) -> Path:
+def run(args: argparse.Namespace, model, clip, vae, motion_module) -> Path:
     """Encode the data, train, save; returns the written file."""
     from animdiff.training import TrainConfig, TrainingState, check_replaceable, encode_clips, train
 
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace, model, clip, vae, motion) -> Path:
     clips = encode_clips(pixels, vae, captions=captions, clip=clip)
     what = f"{args.stage}" + (f" rank {config.rank}" if config.rank else "") + f", {config.steps} steps, lr {config.learning_rate:g}"
     print(f"training {what}" + (f", resuming from {args.resume}" if args.resume else ""), flush=True)
-    result = train(config, model, clips, motion, progress=ProgressPrinter(args.log_every), state_path=args.state, resume=resume)
+    result = train(config, model, clips, motion_module, progress=ProgressPrinter(args.log_every), state_path=args.state, resume=resume)
     path = result.save(args.out)
     print(f"saved {path} ({len(result.tensors)} tensors); training state {args.state}", flush=True)
     return path

@@ -153,8 +153,7 @@ def pip_install(python: Path, args: list, lock: Path | None) -> None:
     run([python, "-m", "pip", "install", "-q", *constraint, *args])
 
 
-def runtime_key(comfy: Path, lock: Path | None, templates: bool) -> str:
-    requirements, torchaudio = host_requirements(comfy, templates)
+def runtime_key(requirements: list[str], torchaudio: bool, lock: Path | None) -> str:
     return hashlib.sha256("\n".join([
         "runtime-1", *TORCH, TORCHAUDIO * torchaudio, *HOST_PACKAGES, *requirements,
         (PACK_DIR / "requirements.txt").read_text(), lock.read_text() if lock else "no lock",
@@ -166,11 +165,12 @@ def runtime_venv(comfy: Path, lock: Path | None, templates: bool) -> Path:
     env_dir = CACHE / "venv"
     python = env_dir / "bin" / "python"
     stamp = CACHE / "venv.stamp"
-    if python.is_file() and stamp_ok(stamp, runtime_key(comfy, lock, templates)):
+    requirements, torchaudio = host_requirements(comfy, templates)
+    key = runtime_key(requirements, torchaudio, lock)
+    if python.is_file() and stamp_ok(stamp, key):
         return python
     stamp.unlink(missing_ok=True)
     python = make_venv(env_dir)
-    requirements, torchaudio = host_requirements(comfy, templates)
     host = CACHE / "comfyui-requirements.txt"
     host.write_text("".join(line + "\n" for line in requirements))
     pip_install(python, [*TORCH], lock)
@@ -178,13 +178,13 @@ def runtime_venv(comfy: Path, lock: Path | None, templates: bool) -> Path:
         run([python, "-m", "pip", "install", "-q", "--no-deps", TORCHAUDIO])
     pip_install(python, [*TORCH, *HOST_PACKAGES, "-r", host, "-r", PACK_DIR / "requirements.txt"], lock)
     check_start(python, comfy)
-    stamp.write_text(runtime_key(comfy, lock, templates))
+    stamp.write_text(key)
     return python
 
 
 def check_start(python: Path, comfy: Path) -> None:
-    """Start ComfyUI once with this pack in ``python``'s environment; a missing module fails the set-up."""
-    link_pack(comfy)
+    """Start ComfyUI once with this pack (linked by :func:`main`) in ``python``'s environment; a missing module
+    fails the set-up."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONSAFEPATH"}
     result = subprocess.run([str(python), "main.py", "--quick-test-for-ci", "--cpu", "--disable-all-custom-nodes",
                              "--whitelist-custom-nodes", PACK_LINK_NAME],
@@ -271,6 +271,7 @@ def main() -> None:
                         help="resolve every package anew (ignoring the lock), then write the lock for this ComfyUI")
     args = parser.parse_args()
     comfy = comfyui_dir()
+    link_pack(comfy)
     lock = lock_file(comfy)
     if args.refresh_lock:
         for stamp in ("venv.stamp", "venv-test.stamp"):
@@ -287,10 +288,9 @@ def main() -> None:
     if args.dev:
         python = test_venv(runtime, use_lock)
         install_browser()
-    link_pack(comfy)
     if args.refresh_lock:  # the venvs now hold exactly the lock's versions: stamp them as built from it
         write_lock(python, lock)
-        (CACHE / "venv.stamp").write_text(runtime_key(comfy, lock, templates=not args.no_templates))
+        (CACHE / "venv.stamp").write_text(runtime_key(*host_requirements(comfy, not args.no_templates), lock))
         if args.dev:
             (CACHE / "venv-test.stamp").write_text(test_key(lock))
     print(f"ANIMDIFF_PYTHON={shlex.quote(str(python))}")

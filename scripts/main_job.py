@@ -54,9 +54,9 @@ def is_motion_module(path: Path) -> bool:
 def user_models() -> tuple[str | None, str | None]:
     models = COMFYUI_DIR / "models"
     checkpoint = next((p.relative_to(f).as_posix() for f, p in weights_in([models / "checkpoints"])), None)
-    motion = next((p.relative_to(f).as_posix() for f, p in weights_in([models / "animatediff_models", PACK_DIR / "models"])
+    motion_module = next((p.relative_to(f).as_posix() for f, p in weights_in([models / "animatediff_models", PACK_DIR / "models"])
                    if is_motion_module(p)), None)
-    return checkpoint, motion
+    return checkpoint, motion_module
 
 
 def smoke_models(yaml_path: Path) -> tuple[str, str]:

@@ -1,6 +1,7 @@
 """Random weights in the official layouts, for smoke runs and graph tests (never for real use).
 
 - an SD1.5 checkpoint (full-size UNet, CLIP-L and VAE: what ComfyUI's loader accepts as SD1.5),
+- an SDXL checkpoint (full-size UNet, CLIP-L, OpenCLIP-G and VAE in the original SGM key layout), for GPU benchmarks,
 - a full-size motion module in the v3 layout (or any version's config).
 
 Built from ComfyUI's and this pack's own classes on the meta device, so the key names and
@@ -22,6 +23,12 @@ SD15_UNET = dict(
     context_dim=768, num_heads=8, use_linear_in_transformer=False, use_spatial_transformer=True, legacy=False,
     image_size=32, use_checkpoint=False, adm_in_channels=None,
 )
+SDXL_UNET = dict(
+    in_channels=4, out_channels=4, model_channels=320, num_res_blocks=[2, 2, 2], channel_mult=[1, 2, 4],
+    transformer_depth=[0, 0, 2, 2, 10, 10], transformer_depth_middle=10, transformer_depth_output=[0, 0, 0, 2, 2, 2, 10, 10, 10],
+    context_dim=2048, num_head_channels=64, num_heads=-1, use_linear_in_transformer=True, use_spatial_transformer=True,
+    legacy=False, adm_in_channels=2816, num_classes="sequential", image_size=32, use_checkpoint=False,
+)
 SD15_VAE = dict(double_z=True, z_channels=4, resolution=256, in_channels=3, out_ch=3, ch=128, ch_mult=[1, 2, 4, 4],
                 num_res_blocks=2, attn_resolutions=[], dropout=0.0)
 
@@ -31,17 +38,41 @@ def meta_shapes(module: torch.nn.Module, prefix: str) -> dict[str, torch.Size]:
 
 
 def sd15_shapes() -> dict[str, torch.Size]:
-    import comfy.ops
-    from comfy.ldm.models.autoencoder import AutoencoderKL
-    from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
     from comfy.sd1_clip import SDClipModel
 
     with torch.device("meta"):
-        unet = UNetModel(**SD15_UNET, operations=comfy.ops.disable_weight_init, device="meta")
-        vae = AutoencoderKL(ddconfig=SD15_VAE, embed_dim=4)
         clip = SDClipModel(device="meta")
-    return {**meta_shapes(unet, "model.diffusion_model."), **meta_shapes(vae, "first_stage_model."),
-            **meta_shapes(clip.transformer, "cond_stage_model.transformer.")}
+    text = {k: v for k, v in meta_shapes(clip.transformer, "cond_stage_model.transformer.").items()
+            if "text_projection" not in k}  # not in the original files (ComfyUI would drop it as unexpected)
+    return {**unet_vae_shapes(SD15_UNET), **text}
+
+
+def sdxl_shapes() -> dict[str, torch.Size]:
+    """The tensors of an original SDXL checkpoint: CLIP-L under ``conditioner.embedders.0.transformer.``, OpenCLIP-G
+    under ``conditioner.embedders.1.model.`` (in the Hugging Face layout ComfyUI also reads there; CLIP-L's unused
+    ``logit_scale`` and ``text_projection`` are not in such files)."""
+    from comfy.sdxl_clip import SDXLClipModel
+
+    with torch.device("meta"):
+        clip = SDXLClipModel(device="meta")
+    shapes = unet_vae_shapes(SDXL_UNET)
+    for key, value in clip.state_dict().items():
+        if key.startswith("clip_l.transformer.text_model."):
+            shapes["conditioner.embedders.0." + key.removeprefix("clip_l.")] = value.shape
+        elif key.startswith("clip_g."):
+            shapes["conditioner.embedders.1.model." + key.removeprefix("clip_g.")] = value.shape
+    return shapes
+
+
+def unet_vae_shapes(unet_config: dict) -> dict[str, torch.Size]:
+    import comfy.ops
+    from comfy.ldm.models.autoencoder import AutoencoderKL
+    from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
+
+    with torch.device("meta"):
+        unet = UNetModel(**unet_config, operations=comfy.ops.disable_weight_init, device="meta")
+        vae = AutoencoderKL(ddconfig=SD15_VAE, embed_dim=4)
+    return {**meta_shapes(unet, "model.diffusion_model."), **meta_shapes(vae, "first_stage_model.")}
 
 
 def random_tensors(shapes: dict[str, torch.Size], seed: int, dtype=torch.float16) -> dict[str, torch.Tensor]:
@@ -81,10 +112,20 @@ def write_sd15_controlnet(path: Path, seed: int = 2) -> Path:
 
 
 def write_sd15_checkpoint(path: Path, seed: int = 0) -> Path:
+    return write_checkpoint(path, sd15_shapes, seed)
+
+
+def write_sdxl_checkpoint(path: Path, seed: int = 0) -> Path:
+    """A full-size random SDXL checkpoint (about 7 GB in fp16), which ComfyUI's CheckpointLoaderSimple accepts as SDXL."""
+    return write_checkpoint(path, sdxl_shapes, seed)
+
+
+def write_checkpoint(path: Path, shapes, seed: int) -> Path:
+    """``shapes()``'s tensors as random weights at ``path``, written once (through a temporary name)."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        safetensors.torch.save_file(random_tensors(sd15_shapes(), seed), tmp, metadata={"animdiff": "random test weights"})
+        safetensors.torch.save_file(random_tensors(shapes(), seed), tmp, metadata={"animdiff": "random test weights"})
         tmp.rename(path)
     return path
 
@@ -92,12 +133,12 @@ def write_sd15_checkpoint(path: Path, seed: int = 0) -> Path:
 def write_motion_module(path: Path, version: str = "v3", seed: int = 1, zero_out: bool = False) -> Path:
     """Full-size random motion-module weights in ``version``'s official layout; ``zero_out``: proj_out
     zero, the untrained module (identity)."""
-    from animdiff.motion_module import MotionModel
+    from animdiff.motion_module import MotionNetwork
     from animdiff.motion_module.attention import sinusoidal_encoding
     from animdiff.motion_module.config import official_config
 
     if not path.exists():
-        shapes = meta_shapes(MotionModel(official_config(version), device="meta"), "")
+        shapes = meta_shapes(MotionNetwork(official_config(version), device="meta"), "")
         tensors = random_tensors({k: s for k, s in shapes.items() if not k.endswith(".pe")}, seed)
         tensors.update({k: sinusoidal_encoding(s[1], s[2]).half() for k, s in shapes.items() if k.endswith(".pe")})
         if zero_out:

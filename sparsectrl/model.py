@@ -16,7 +16,7 @@ from comfy.ldm.modules.diffusionmodules.openaimodel import TimestepEmbedSequenti
 from comfy.ldm.modules.diffusionmodules.util import timestep_embedding
 
 from ..motion_module.config import MotionModuleConfig
-from ..motion_module.transformer import MotionModule
+from ..motion_module.transformer import TemporalModule
 
 KINDS = {"rgb": 4, "scribble": 3}  # condition channels before the mask: VAE latents or image channels
 
@@ -89,7 +89,7 @@ class SparseControlNet(ControlNet):
             for layer in range(config.layers_per_level):
                 block, position = config.motion_slot(level, layer)
                 assert len(self.input_blocks[block]) == position
-                self.input_blocks[block].append(MotionModule(channels, config.motion_config, operations, device, dtype))
+                self.input_blocks[block].append(TemporalModule(channels, config.motion_config, operations, device, dtype))
 
     def forward(self, hint: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor, frames: int) -> dict:
         """``hint``: ``(b f) c H W`` conditions with their mask channel; ``timesteps``: ``(b f)``;
@@ -101,7 +101,7 @@ class SparseControlNet(ControlNet):
         outputs = []
         for i, (block, zero_conv) in enumerate(zip(self.input_blocks, self.zero_convs, strict=True)):
             for layer in block:
-                h = layer(h, frames) if isinstance(layer, MotionModule) else forward_timestep_embed([layer], h, emb, context)
+                h = layer(h, frames) if isinstance(layer, TemporalModule) else forward_timestep_embed([layer], h, emb, context)
             if i == 0:
                 h = h + self.input_hint_block(hint, emb, context)
             outputs.append(zero_conv(h, emb, context))

@@ -112,15 +112,15 @@ def lora_and_adapter_branches(frames: int = 8) -> dict:
     }
     branches = {"plain": None, "zero": 0.0, "full": 1.0}
     for name, weight in branches.items():
-        motion, model = ["mm", 0], ["ckpt", 0]
+        motion_module, model = ["mm", 0], ["ckpt", 0]
         if weight is not None:
             base[f"lora_{name}"] = {"class_type": "AnimDiffMotionLoRA", "inputs": {
                 "motion_module": ["mm", 0], "lora_name": "v2_lora_ZoomIn_random.safetensors", "strength": weight}}
             base[f"adapter_{name}"] = {"class_type": "AnimDiffDomainAdapter", "inputs": {
                 "model": ["ckpt", 0], "adapter_name": "v3_sd15_adapter_random.safetensors", "alpha": weight}}
-            motion, model = [f"lora_{name}", 0], [f"adapter_{name}", 0]
+            motion_module, model = [f"lora_{name}", 0], [f"adapter_{name}", 0]
         base[f"anim_{name}"] = {"class_type": "AnimDiffApplyMotionModule", "inputs": {
-            "model": model, "motion_module": motion, "beta_schedule": "autoselect", "motion_scale": 1.0,
+            "model": model, "motion_module": motion_module, "beta_schedule": "autoselect", "motion_scale": 1.0,
             "start_percent": 0.0, "end_percent": 1.0}}
         base[f"sample_{name}"] = {"class_type": "KSampler", "inputs": {
             "model": [f"anim_{name}", 0], "positive": ["pos", 0], "negative": ["pos", 0], "latent_image": ["latent", 0],

@@ -1,11 +1,11 @@
 """diffusers as an independent reference, patched where it departs from the original AnimateDiff, and the
-reduced motion models the numeric checks compare with it."""
+reduced motion networks the numeric checks compare with it."""
 
 from __future__ import annotations
 
 import safetensors.torch
 import torch
-from animdiff.motion_module import MotionModel, MotionModuleConfig
+from animdiff.motion_module import MotionModuleConfig, MotionNetwork
 from einops import rearrange
 from torch import nn
 
@@ -36,7 +36,7 @@ def patch_motion_norms_per_frame(adapter: nn.Module) -> int:
     return count
 
 
-# ---------------------------------------------------------------- reduced motion models and their diffusers twins
+# ---------------------------------------------------------------- reduced motion networks and their diffusers twins
 
 SMALL = {
     "v1": dict(channels=(32, 64, 64, 64), has_mid_block=False, max_frames=24),
@@ -46,10 +46,10 @@ SMALL = {
 }
 
 
-def random_weights(model: MotionModel, seed: int = 0) -> dict[str, torch.Tensor]:
+def random_weights(network: MotionNetwork, seed: int = 0) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     state = {}
-    for key, value in model.state_dict().items():
+    for key, value in network.state_dict().items():
         if key.endswith(".pe"):
             state[key] = value
         elif key.endswith("norm.weight") or ".norms." in key and key.endswith("weight") or "ff_norm.weight" in key:
@@ -64,9 +64,9 @@ def small_spec(version: str, channels: tuple[int, ...] | None = None) -> dict:
     return {**SMALL[version], **({"channels": channels} if channels else {})}
 
 
-def small_model(version: str, seed: int = 0, channels: tuple[int, ...] | None = None) -> tuple[MotionModel, dict[str, torch.Tensor]]:
-    """A reduced motion model with seeded random weights (norm scales near 1) and its state dict."""
-    model = MotionModel(MotionModuleConfig(version=version, **small_spec(version, channels)), dtype=torch.float32)
+def small_model(version: str, seed: int = 0, channels: tuple[int, ...] | None = None) -> tuple[MotionNetwork, dict[str, torch.Tensor]]:
+    """A reduced motion network with seeded random weights (norm scales near 1) and its state dict."""
+    model = MotionNetwork(MotionModuleConfig(version=version, **small_spec(version, channels)), dtype=torch.float32)
     state = random_weights(model, seed)
     model.load_state_dict(state)
     return model.eval(), state

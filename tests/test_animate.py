@@ -7,7 +7,7 @@ import comfy.sample
 import pytest
 import torch
 from animdiff.errors import BaseModelError, FramesError
-from animdiff.motion_module import LoadedMotionModule, build_motion_model, load_motion_module
+from animdiff.motion_module import LoadedMotionModule, build_motion_network, load_motion_module
 from animdiff.motion_module.checkpoint import read_state_dict
 from animdiff.motion_module.patcher import apply_motion_module
 from comfy_sampling import OWN, noise, sample
@@ -18,7 +18,7 @@ from weights import motion_module_path
 def zero_v3():
     state = read_state_dict(motion_module_path("mm_v3_random.safetensors"))
     state = {k: torch.zeros_like(v) if ".proj_out." in k else v for k, v in state.items()}
-    model = build_motion_model(state, "zero.safetensors")
+    model = build_motion_network(state, "zero.safetensors")
     return LoadedMotionModule("zero.safetensors", comfy.model_patcher.ModelPatcher(model, torch.device("cpu"), torch.device("cpu")))
 
 

@@ -14,7 +14,7 @@ import pytest
 import safetensors.torch
 import torch
 from animdiff.errors import OptionsError
-from animdiff.motion_module import MotionModel, load_motion_module
+from animdiff.motion_module import MotionNetwork, load_motion_module
 from animdiff.motion_module.config import BASE_CHANNELS
 from animdiff.motion_module.loader import LoadedMotionModule, motion_patcher
 from animdiff.motion_module.lora import LoRALayer, apply_motion_lora
@@ -49,21 +49,21 @@ def unet():
 def motion_file(tmp_path_factory):
     """A reduced v3 motion module saved as a file; the loader is told its width is SD1.5's."""
     path = tmp_path_factory.mktemp("mm") / "mm_small.safetensors"
-    safetensors.torch.save_file(small_motion(mult=MULT).model.state_dict(), str(path))
+    safetensors.torch.save_file(small_motion(mult=MULT).network.state_dict(), str(path))
     return path
 
 
 @pytest.fixture
-def motion(motion_file, monkeypatch) -> LoadedMotionModule:
+def motion_module(motion_file, monkeypatch) -> LoadedMotionModule:
     monkeypatch.setitem(BASE_CHANNELS, "SD1.5", small_motion_config(mult=MULT).channels)
     return load_motion_module(motion_file)
 
 
-def a_lora(motion: LoadedMotionModule) -> dict[str, LoRALayer]:
+def a_lora(motion_module: LoadedMotionModule) -> dict[str, LoRALayer]:
     gen = torch.Generator().manual_seed(3)
-    keys = [k for k in motion.model.state_dict() if k.endswith("attention_blocks.0.to_q.weight")]
-    return {k: LoRALayer(torch.randn(motion.model.get_parameter(k).shape[0], 4, generator=gen),
-                         torch.randn(4, motion.model.get_parameter(k).shape[1], generator=gen), 1.0) for k in keys}
+    keys = [k for k in motion_module.network.state_dict() if k.endswith("attention_blocks.0.to_q.weight")]
+    return {k: LoRALayer(torch.randn(motion_module.network.get_parameter(k).shape[0], 4, generator=gen),
+                         torch.randn(4, motion_module.network.get_parameter(k).shape[1], generator=gen), 1.0) for k in keys}
 
 
 # ------------------------------------------------------------------------------------------------ patcher
@@ -81,25 +81,25 @@ def test_motion_patcher_is_made_as_the_host_makes_its_core_patchers(motion_file,
         pass
 
     monkeypatch.setattr(comfy.model_patcher, "CoreModelPatcher", HostPatcher)
-    motion = load_motion_module(motion_file)
-    assert type(motion.patcher) is HostPatcher
-    assert type(motion_patcher(motion.model, disable_dynamic=True)) is comfy.model_patcher.ModelPatcher
-    fresh = motion.patcher.cached_patcher_init[0](*motion.patcher.cached_patcher_init[1], disable_dynamic=True)
-    assert type(fresh) is comfy.model_patcher.ModelPatcher and fresh.model is not motion.model
+    motion_module = load_motion_module(motion_file)
+    assert type(motion_module.patcher) is HostPatcher
+    assert type(motion_patcher(motion_module.network, disable_dynamic=True)) is comfy.model_patcher.ModelPatcher
+    fresh = motion_module.patcher.cached_patcher_init[0](*motion_module.patcher.cached_patcher_init[1], disable_dynamic=True)
+    assert type(fresh) is comfy.model_patcher.ModelPatcher and fresh.model is not motion_module.network
 
 
 @needs_multigpu
-def test_animated_model_deep_clones_for_multigpu(unet, motion):
+def test_animated_model_deep_clones_for_multigpu(unet, motion_module):
     """ComfyUI's MultiGPU nodes deep-clone the UNet patcher and every additional model from its loader factory:
     the clone samples exactly as the original, on weights of its own, MotionLoRA patches kept."""
-    motion = apply_motion_lora(motion, a_lora(motion), "lora.safetensors", 0.8)
-    animated = apply_motion_module(unet, motion, OWN, context_options=WINDOWS)
+    motion_module = apply_motion_lora(motion_module, a_lora(motion_module), "lora.safetensors", 0.8)
+    animated = apply_motion_module(unet, motion_module, OWN, context_options=WINDOWS)
     expected = sample(animated)
     clone = animated.deepclone_multigpu()
     (motion_clone,) = clone.get_additional_models_with_key("animdiff")
-    assert motion_clone.model is not motion.model and clone.model is not unet.model
-    assert motion_clone.patches.keys() == motion.patcher.patches.keys() and motion_clone.patches
-    for key, value in motion.model.state_dict().items():
+    assert motion_clone.model is not motion_module.network and clone.model is not unet.model
+    assert motion_clone.patches.keys() == motion_module.patcher.patches.keys() and motion_clone.patches
+    for key, value in motion_module.network.state_dict().items():
         assert torch.equal(motion_clone.model.state_dict()[key], value)
     assert torch.equal(sample(clone), expected)
 
@@ -107,13 +107,13 @@ def test_animated_model_deep_clones_for_multigpu(unet, motion):
 @needs_multigpu
 def test_motion_module_without_a_file_deep_clones_from_a_copy(unet):
     """A motion module made in memory (as training results are) deep-clones from a copy of its weights."""
-    source = small_motion(mult=MULT).model
-    motion = LoadedMotionModule("trained", motion_patcher(source))
-    clone = motion.patcher.deepclone_multigpu()
-    assert isinstance(clone.model, MotionModel) and clone.model is not source
+    source = small_motion(mult=MULT).network
+    motion_module = LoadedMotionModule("trained", motion_patcher(source))
+    clone = motion_module.patcher.deepclone_multigpu()
+    assert isinstance(clone.model, MotionNetwork) and clone.model is not source
     assert all(torch.equal(clone.model.state_dict()[k], v) for k, v in source.state_dict().items())
     assert torch.equal(sample(apply_motion_module(unet, LoadedMotionModule("trained", clone), OWN)),
-                       sample(apply_motion_module(unet, motion, OWN)))
+                       sample(apply_motion_module(unet, motion_module, OWN)))
 
 
 # ------------------------------------------------------------------------------------------------ core context windows
@@ -126,19 +126,19 @@ def core_context_windows(model):
     return node.execute(model=model, **inputs).result[0]
 
 
-def test_our_windows_on_a_model_with_core_windows_are_refused_when_applied(unet, motion):
+def test_our_windows_on_a_model_with_core_windows_are_refused_when_applied(unet, motion_module):
     core = core_context_windows(unet)
     assert core.model_options.get("context_handler") is not None
     with pytest.raises(OptionsError, match=BOTH_NODES):
-        apply_motion_module(core, motion, OWN, context_options=WINDOWS)
+        apply_motion_module(core, motion_module, OWN, context_options=WINDOWS)
     windowed = core.clone()
     with pytest.raises(OptionsError, match=BOTH_NODES):
         use_context_windows(windowed, WINDOWS)  # AnimDiffApplyContextOptions
 
 
-def test_core_windows_on_a_model_with_ours_are_refused_when_sampled(unet, motion):
+def test_core_windows_on_a_model_with_ours_are_refused_when_sampled(unet, motion_module):
     """Core's node cannot see ours; the first thing sampling runs refuses the pair, before any UNet call."""
-    ours = apply_motion_module(unet, motion, OWN, context_options=WINDOWS)
+    ours = apply_motion_module(unet, motion_module, OWN, context_options=WINDOWS)
     calls = []
     stacked = core_context_windows(ours)
     stacked.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "count",
@@ -147,4 +147,4 @@ def test_core_windows_on_a_model_with_ours_are_refused_when_sampled(unet, motion
         sample(stacked)
     assert calls == []
     sample(ours, frames=2)  # each alone still samples
-    sample(core_context_windows(apply_motion_module(unet, motion, OWN)), frames=2)
+    sample(core_context_windows(apply_motion_module(unet, motion_module, OWN)), frames=2)

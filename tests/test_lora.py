@@ -11,7 +11,7 @@ import safetensors.torch
 import torch
 from animdiff.errors import FileError
 from animdiff.image_model.domain_adapter import apply_domain_adapter
-from animdiff.motion_module import LoadedMotionModule, MotionModel, load_motion_module
+from animdiff.motion_module import LoadedMotionModule, MotionNetwork, load_motion_module
 from animdiff.motion_module.checkpoint import read_state_dict
 from animdiff.motion_module.config import official_config
 from animdiff.motion_module.lora import apply_motion_lora, parse_motion_lora
@@ -25,21 +25,21 @@ CPU = torch.device("cpu")
 PROJ = ("to_q", "to_k", "to_v", "to_out")
 
 
-def loaded(model: MotionModel, name="small.safetensors") -> LoadedMotionModule:
-    return LoadedMotionModule(name, comfy.model_patcher.ModelPatcher(model, CPU, CPU))
+def loaded(network: MotionNetwork, name="small.safetensors") -> LoadedMotionModule:
+    return LoadedMotionModule(name, comfy.model_patcher.ModelPatcher(network, CPU, CPU))
 
 
-def attention_layers(model: MotionModel):
-    for key, module in model.named_modules():
+def attention_layers(network: MotionNetwork):
+    for key, module in network.named_modules():
         if key.endswith(tuple(f"attention_blocks.{i}" for i in range(2))):
             yield key, module
 
 
-def lora_tensors(model: MotionModel, convention: str, rank: int = 4, seed: int = 0, alpha: float | None = None):
-    """A LoRA for every attention projection of ``model`` in one key convention, and its ``(up, down, scale)`` by target."""
+def lora_tensors(network: MotionNetwork, convention: str, rank: int = 4, seed: int = 0, alpha: float | None = None):
+    """A LoRA for every attention projection of ``network`` in one key convention, and its ``(up, down, scale)`` by target."""
     gen = torch.Generator().manual_seed(seed)
     tensors, expected = {}, {}
-    for key, module in attention_layers(model):
+    for key, module in attention_layers(network):
         for proj in PROJ:
             linear = module.to_out[0] if proj == "to_out" else getattr(module, proj)
             down = torch.randn(rank, linear.in_features, generator=gen) * 0.1
@@ -63,18 +63,18 @@ def lora_tensors(model: MotionModel, convention: str, rank: int = 4, seed: int =
     return tensors, expected
 
 
-def patched_weights(motion: LoadedMotionModule) -> dict[str, torch.Tensor]:
+def patched_weights(motion_module: LoadedMotionModule) -> dict[str, torch.Tensor]:
     """The weights as ComfyUI patches them for sampling, then unpatched again."""
-    motion.patcher.patch_model(device_to=CPU)
+    motion_module.patcher.patch_model(device_to=CPU)
     try:
-        return {k: v.clone() for k, v in motion.model.state_dict().items()}
+        return {k: v.clone() for k, v in motion_module.network.state_dict().items()}
     finally:
-        motion.patcher.unpatch_model(device_to=CPU)
+        motion_module.patcher.unpatch_model(device_to=CPU)
 
 
 def test_official_motion_lora_layout_targets_every_v2_attention_projection():
     layers = parse_motion_lora(meta_state_dict("v2_lora_ZoomIn"), "v2_lora_ZoomIn.ckpt")
-    model_keys = {k: list(v.shape) for k, v in MotionModel(official_config("v2"), device="meta").state_dict().items()}
+    model_keys = {k: list(v.shape) for k, v in MotionNetwork(official_config("v2"), device="meta").state_dict().items()}
     assert len(layers) == len(manifest("v2_lora_ZoomIn")["keys"]) // 2
     for key, layer in layers.items():
         assert model_keys[key] == [layer.up.shape[0], layer.down.shape[1]] and layer.scale == 1.0
@@ -89,7 +89,7 @@ def test_official_motion_lora_layout_targets_every_v2_attention_projection():
 ])
 def test_patched_weight_is_w_plus_strength_up_down(convention, alpha, suffix, tmp_path):
     model, _ = small_model("v2")
-    motion = loaded(model)
+    motion_module = loaded(model)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     tensors, expected = lora_tensors(model, convention, alpha=alpha)
     path = tmp_path / f"zoom{suffix}"
@@ -97,7 +97,7 @@ def test_patched_weight_is_w_plus_strength_up_down(convention, alpha, suffix, tm
         torch.save(tensors, path)
     else:
         safetensors.torch.save_file(tensors, path)
-    with_lora = apply_motion_lora(motion, parse_motion_lora(read_state_dict(path), path.name), path.name, 0.7)
+    with_lora = apply_motion_lora(motion_module, parse_motion_lora(read_state_dict(path), path.name), path.name, 0.7)
     after = patched_weights(with_lora)
     for key, (up, down, scale) in expected.items():
         torch.testing.assert_close(after[key], before[key] + 0.7 * (scale * (up @ down)), rtol=0, atol=1e-6)
@@ -108,14 +108,14 @@ def test_patched_weight_is_w_plus_strength_up_down(convention, alpha, suffix, tm
 
 def test_two_loras_add_and_order_does_not_matter():
     model, _ = small_model("v2")
-    motion = loaded(model)
+    motion_module = loaded(model)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     first, expected1 = lora_tensors(model, "original", seed=1)
     second, expected2 = lora_tensors(model, "diffusers", seed=2)
     a = parse_motion_lora(first, "a.ckpt")
     b = parse_motion_lora(second, "b.safetensors")
-    ab = patched_weights(apply_motion_lora(apply_motion_lora(motion, a, "a.ckpt", 0.5), b, "b.safetensors", -1.5))
-    ba = patched_weights(apply_motion_lora(apply_motion_lora(motion, b, "b.safetensors", -1.5), a, "a.ckpt", 0.5))
+    ab = patched_weights(apply_motion_lora(apply_motion_lora(motion_module, a, "a.ckpt", 0.5), b, "b.safetensors", -1.5))
+    ba = patched_weights(apply_motion_lora(apply_motion_lora(motion_module, b, "b.safetensors", -1.5), a, "a.ckpt", 0.5))
     for key, (up1, down1, _) in expected1.items():
         up2, down2, _ = expected2[key]
         torch.testing.assert_close(ab[key], before[key] + 0.5 * (up1 @ down1) - 1.5 * (up2 @ down2), rtol=0, atol=1e-6)
@@ -124,12 +124,12 @@ def test_two_loras_add_and_order_does_not_matter():
 
 def test_partial_match_warns_with_counts_and_no_match_is_an_error(caplog):
     v2_lora = parse_motion_lora(meta_state_dict("v2_lora_ZoomIn"), "v2_lora_ZoomIn.ckpt")
-    v3 = loaded(MotionModel(official_config("v3"), device="meta"), "v3_sd15_mm.ckpt")
+    v3 = loaded(MotionNetwork(official_config("v3"), device="meta"), "v3_sd15_mm.ckpt")
     with caplog.at_level(logging.WARNING):
         apply_motion_lora(v3, v2_lora, "v2_lora_ZoomIn.ckpt", 1.0)
     assert "MotionLoRA v2_lora_ZoomIn.ckpt: 160 of 168 layers match v3_sd15_mm.ckpt" in caplog.text
     assert "8 do not (e.g. mid_block.motion_modules.0" in caplog.text
-    sdxl = loaded(MotionModel(official_config("sdxl"), device="meta"), "mm_sdxl_v10_beta.ckpt")
+    sdxl = loaded(MotionNetwork(official_config("sdxl"), device="meta"), "mm_sdxl_v10_beta.ckpt")
     with pytest.raises(FileError, match=r"v2_lora_ZoomIn.ckpt: none of its 24 LoRA layers match the motion module mm_sdxl_v10_beta.ckpt"):
         apply_motion_lora(sdxl, {k: v for k, v in v2_lora.items() if "up_blocks.3" in k}, "v2_lora_ZoomIn.ckpt", 1.0)
 
@@ -141,15 +141,15 @@ def test_not_a_lora_is_an_error():
 
 def test_strength_zero_is_exact_and_the_module_is_clean_after_use(sd15, conds):
     model = sd15[0]
-    motion = load_motion_module(motion_module_path("mm_v2_random.safetensors"))
+    motion_module = load_motion_module(motion_module_path("mm_v2_random.safetensors"))
     lora = parse_motion_lora(read_state_dict(motion_lora_path()), "zoom")
     x = noise(8, 20)
-    plain = sample(apply_motion_module(model, motion, OWN), conds, x, steps=1)
-    zero = sample(apply_motion_module(model, apply_motion_lora(motion, lora, "zoom", 0.0), OWN), conds, x, steps=1)
+    plain = sample(apply_motion_module(model, motion_module, OWN), conds, x, steps=1)
+    zero = sample(apply_motion_module(model, apply_motion_lora(motion_module, lora, "zoom", 0.0), OWN), conds, x, steps=1)
     assert torch.equal(zero, plain)
-    zoomed = sample(apply_motion_module(model, apply_motion_lora(motion, lora, "zoom", 30.0), OWN), conds, x, steps=1)
+    zoomed = sample(apply_motion_module(model, apply_motion_lora(motion_module, lora, "zoom", 30.0), OWN), conds, x, steps=1)
     assert not torch.equal(zoomed, plain)
-    after = sample(apply_motion_module(model, motion, OWN), conds, x, steps=1)
+    after = sample(apply_motion_module(model, motion_module, OWN), conds, x, steps=1)
     fresh = load_motion_module(motion_module_path("mm_v2_random.safetensors"))
     assert torch.equal(after, plain)
     assert torch.equal(sample(apply_motion_module(model, fresh, OWN), conds, x, steps=1), plain)

@@ -11,7 +11,7 @@ import pytest
 import safetensors.torch
 import torch
 from animdiff.errors import FileError, NonFiniteError
-from animdiff.motion_module import MotionModel, build_motion_model
+from animdiff.motion_module import MotionNetwork, build_motion_network
 from animdiff.motion_module.checkpoint import read_state_dict
 from animdiff.motion_module.layout import detect_config, to_original_keys
 from manifests import MOTION_MODULES, manifest, meta_state_dict
@@ -26,7 +26,7 @@ def test_official_layout_detected_and_rebuilt_exactly(name):
     state_dict, scheme = to_original_keys(meta_state_dict(name))
     config = detect_config(state_dict, name)
     assert (scheme, config.version, config.base) == ("original", EXPECTED_VERSION[name], info["base"])
-    model = MotionModel(config, device="meta")
+    model = MotionNetwork(config, device="meta")
     assert {k: list(v.shape) for k, v in model.state_dict().items()} == info["keys"]
     params = sum(p.numel() for p in model.parameters())
     assert params == info["param_count_without_pe"]
@@ -219,15 +219,15 @@ def test_sd_checkpoint_is_not_a_motion_module():
     unet = {"model.diffusion_model.input_blocks.1.1.proj_in.weight": torch.zeros(1),
             "first_stage_model.decoder.conv_in.weight": torch.zeros(1)}
     with pytest.raises(FileError, match="sd15.safetensors: this is a Stable Diffusion checkpoint"):
-        build_motion_model(unet, "sd15.safetensors")
+        build_motion_network(unet, "sd15.safetensors")
 
 
 def test_lora_and_unknown_files_are_named():
     lora = {k: torch.zeros(1) for k in manifest("v2_lora_ZoomIn")["keys"]}
     with pytest.raises(FileError, match="zoom.ckpt: this is a MotionLoRA"):
-        build_motion_model(lora, "zoom.ckpt")
+        build_motion_network(lora, "zoom.ckpt")
     with pytest.raises(FileError, match=r"other.pt: unknown layout: no AnimateDiff motion-module keys found \(1 tensors, e.g. foo.bar\)"):
-        build_motion_model({"foo.bar": torch.zeros(1)}, "other.pt")
+        build_motion_network({"foo.bar": torch.zeros(1)}, "other.pt")
 
 
 def test_wrong_shapes_are_named():
@@ -235,7 +235,7 @@ def test_wrong_shapes_are_named():
     key = "up_blocks.1.motion_modules.0.temporal_transformer.proj_out.weight"
     state[key] = torch.empty(5, 5, device="meta")
     with pytest.raises(FileError, match=rf"bad.safetensors: does not match the v3 motion-module layout: {key} has shape \[5, 5\]"):
-        build_motion_model(state, "bad.safetensors")
+        build_motion_network(state, "bad.safetensors")
 
 
 def test_a_wrong_feed_forward_output_width_is_blamed_on_that_tensor():
@@ -243,7 +243,7 @@ def test_a_wrong_feed_forward_output_width_is_blamed_on_that_tensor():
     key = "down_blocks.0.motion_modules.0.temporal_transformer.transformer_blocks.0.ff.net.2.weight"
     state[key] = torch.empty(320, 1000, device="meta")  # 1280 wide in the official file
     with pytest.raises(FileError, match=rf"bad.safetensors: does not match the v3 motion-module layout: {key} has shape \[320, 1000\]") as err:
-        build_motion_model(state, "bad.safetensors")
+        build_motion_network(state, "bad.safetensors")
     assert "ff.net.0" not in str(err.value)
 
 

@@ -8,7 +8,7 @@ import contextlib
 import pytest
 import torch
 from animdiff.errors import FramesError, OptionsError
-from animdiff.motion_module import MotionModule
+from animdiff.motion_module import TemporalModule
 from animdiff.motion_module.patcher import apply_motion_module
 from animdiff.motion_module.strength import MotionKeyframe, add_keyframe
 from animdiff.nodes.keyframe import AnimDiffMotionKeyframe
@@ -21,10 +21,10 @@ STATIC = ContextOptions(16, 4, 1, False, "static", "pyramid")
 
 
 @contextlib.contextmanager
-def recorded_residuals(motion, only_first=False):
+def recorded_residuals(motion_module, only_first=False):
     """``(x, out)`` of every motion module call (or of the first module only: one per UNet call)."""
     seen, handles = [], []
-    modules = [m for m in motion.model.modules() if isinstance(m, MotionModule)]
+    modules = [m for m in motion_module.network.modules() if isinstance(m, TemporalModule)]
     for module in modules[:1] if only_first else modules:
         handles.append(module.register_forward_hook(lambda _m, args, out: seen.append((args[0].detach(), out.detach()))))
     try:
@@ -67,7 +67,7 @@ def test_a_zero_frame_has_no_temporal_residual(sd15, conds, v3):
     model = apply_motion_module(sd15[0], v3, OWN, motion_scale_schedule="0:1, 2:1, 3:0, 4:1")
     with recorded_residuals(v3) as seen:
         sample(model, conds, noise(8, 31), steps=1, cfg=1.0)
-    assert len(seen) == len([m for m in v3.model.modules() if isinstance(m, MotionModule)])  # one call, 21 modules
+    assert len(seen) == len([m for m in v3.network.modules() if isinstance(m, TemporalModule)])  # one call, 21 modules
     for x, out in seen:
         x, out = by_frame(x, 8), by_frame(out, 8)
         assert torch.equal(out[3], x[3])  # as motion_scale 0 for frame 3

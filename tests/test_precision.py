@@ -20,7 +20,7 @@ import functools
 import comfy.model_patcher
 import pytest
 import torch
-from animdiff.motion_module import LoadedMotionModule, MotionModel
+from animdiff.motion_module import LoadedMotionModule, MotionNetwork
 from animdiff.motion_module.attention import PositionalEncoding, sinusoidal_encoding
 from animdiff.motion_module.patcher import apply_motion_module
 from comfy_sampling import OWN, noise, sample
@@ -40,9 +40,9 @@ MOTION = small_motion("v2")  # float32 weights, computed (exact) positional enco
 
 def stored_as(motion: LoadedMotionModule, dtype: torch.dtype) -> LoadedMotionModule:
     """``motion``'s weights stored in ``dtype`` (as the loader stores them when ComfyUI's UNet dtype is ``dtype``)."""
-    model = MotionModel(motion.config, dtype=dtype)
-    model.load_state_dict(motion.model.state_dict())
-    patcher = comfy.model_patcher.ModelPatcher(model.eval().requires_grad_(False), torch.device("cpu"), torch.device("cpu"))
+    network = MotionNetwork(motion.config, dtype=dtype)
+    network.load_state_dict(motion.network.state_dict())
+    patcher = comfy.model_patcher.ModelPatcher(network.eval().requires_grad_(False), torch.device("cpu"), torch.device("cpu"))
     return LoadedMotionModule(f"{motion.name} ({dtype})", patcher)
 
 
@@ -91,7 +91,7 @@ def test_motion_modules_compute_in_the_unets_dtype(precision):
     handed back to the UNet, scaled by a per-pixel mask) sees and returns the UNet's compute dtype: no float32
     round trip, no dtype error, with float32 motion weights (ComfyUI's casting layers cast them per call)."""
     compute = PRECISIONS[precision][2]
-    seen, handles = record_dtypes(MOTION.model)
+    seen, handles = record_dtypes(MOTION.network)
     try:
         animated = apply_motion_module(unet(precision), MOTION, OWN, motion_scale_mask=torch.full((1, 32, 32), 0.7))
         out = sample(animated, CONDS, noise(8, 4), steps=1, cfg=1.0)
@@ -99,7 +99,7 @@ def test_motion_modules_compute_in_the_unets_dtype(precision):
         for handle in handles:
             handle.remove()
     assert bool(torch.isfinite(out).all())
-    assert {"Linear", "LayerNorm", "GroupNorm", "PositionalEncoding", "TemporalAttention", "MotionModule"} <= set(seen)
+    assert {"Linear", "LayerNorm", "GroupNorm", "PositionalEncoding", "TemporalAttention", "TemporalModule"} <= set(seen)
     assert {name: dtypes for name, dtypes in seen.items() if dtypes != {compute}} == {}
 
 
@@ -121,26 +121,26 @@ def test_one_motion_module_is_within_rounding_of_float32(precision):
     storage = FP8 if cast else compute
     x = torch.randn(2 * 16, 64, 8, 8, generator=torch.Generator().manual_seed(0))  # (b f) c h w, 2 videos of 16 frames
     key = "down_blocks.1.motion_modules.0"
-    exact = MOTION.model.module_at(key).temporal_transformer(x, 16)
-    low = stored_as(MOTION, storage).model.module_at(key).temporal_transformer(x.to(compute), 16)
+    exact = MOTION.network.module_at(key).temporal_transformer(x, 16)
+    low = stored_as(MOTION, storage).network.module_at(key).temporal_transformer(x.to(compute), 16)
     assert low.dtype == compute
     assert relative_error(low, exact) <= (2 * u if storage == FP8 else 4 * u)
 
 
 def test_positional_encoding_stays_exact_float32_with_fp8_weights():
-    model = MotionModel(MOTION.config, dtype=FP8)
-    encodings = [m.pe for m in model.modules() if isinstance(m, PositionalEncoding)]
+    network = MotionNetwork(MOTION.config, dtype=FP8)
+    encodings = [m.pe for m in network.modules() if isinstance(m, PositionalEncoding)]
     assert encodings and all(pe.dtype == torch.float32 for pe in encodings)
     assert all(torch.equal(pe, sinusoidal_encoding(pe.shape[1], pe.shape[2])) for pe in encodings)
-    assert {p.dtype for p in model.parameters()} == {FP8}
+    assert {p.dtype for p in network.parameters()} == {FP8}
 
-    half_file = {k: v.half() for k, v in MOTION.model.state_dict().items()}  # a file's fp16 pe: its values, upcast
-    model.load_state_dict(half_file)
+    half_file = {k: v.half() for k, v in MOTION.network.state_dict().items()}  # a file's fp16 pe: its values, upcast
+    network.load_state_dict(half_file)
     pe_keys = [k for k in half_file if k.endswith(".pe")]
-    assert all(torch.equal(model.get_buffer(k), half_file[k].float()) for k in pe_keys)
-    model.to(torch.bfloat16)  # a cast of the whole model converts the weights, never the encoding
-    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
-    assert all(model.get_buffer(k).dtype == torch.float32 and torch.equal(model.get_buffer(k), half_file[k].float()) for k in pe_keys)
+    assert all(torch.equal(network.get_buffer(k), half_file[k].float()) for k in pe_keys)
+    network.to(torch.bfloat16)  # a cast of the whole network converts the weights, never the encoding
+    assert {p.dtype for p in network.parameters()} == {torch.bfloat16}
+    assert all(network.get_buffer(k).dtype == torch.float32 and torch.equal(network.get_buffer(k), half_file[k].float()) for k in pe_keys)
 
 
 def test_fp8_storage_with_bf16_compute_samples_close_to_bf16():
@@ -149,7 +149,7 @@ def test_fp8_storage_with_bf16_compute_samples_close_to_bf16():
     fp8_motion = stored_as(MOTION, FP8)
     added = []
     handles = [m.register_forward_hook(lambda m, args, out: added.append((args[0], out, m.pe)))
-               for m in fp8_motion.model.modules() if isinstance(m, PositionalEncoding)]
+               for m in fp8_motion.network.modules() if isinstance(m, PositionalEncoding)]
     try:
         animated = one_call(unet("fp8-bf16"), fp8_motion)
     finally:

@@ -146,7 +146,7 @@ def test_views_run_image_layers_on_all_frames_and_motion_modules_in_windows(mode
     model = apply_motion_module(*models, schedules.SQRT_LINEAR, context_options=options)
     model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "test", unet_calls)
     hooks = [m.register_forward_pre_hook(lambda _m, args: motion_frames.append(args[1]))
-             for m in models[1].model.modules() if type(m).__name__ == "TemporalTransformer"]
+             for m in models[1].network.modules() if type(m).__name__ == "TemporalTransformer"]
     try:
         x = noise(20, 4)
         result = sample(model, x, steps=1)
@@ -160,7 +160,7 @@ def test_views_run_image_layers_on_all_frames_and_motion_modules_in_windows(mode
 
 
 def test_views_fuse_each_windows_temporal_residual(models):
-    module = models[1].model.module_at("down_blocks.0.motion_modules.0")
+    module = models[1].network.module_at("down_blocks.0.motion_modules.0")
     x = torch.randn(2 * 12, 32, 4, 4, generator=torch.Generator().manual_seed(5))  # (b f) c h w: two videos of 12 frames
     windows = [torch.arange(0, 8), torch.arange(4, 12)]
     weights = [torch.tensor([1, 2, 3, 4, 1, 1, 1, 1.0]) / 4, torch.tensor([1, 1, 1, 1, 4, 3, 2, 1.0]) / 4]

@@ -19,7 +19,7 @@ import safetensors
 import torch
 from animdiff.errors import FileError, TrainingStateError
 from animdiff.image_model.domain_adapter import apply_domain_adapter
-from animdiff.motion_module import MotionModel, load_motion_module
+from animdiff.motion_module import MotionNetwork, load_motion_module
 from animdiff.motion_module.checkpoint import read_state_dict
 from animdiff.motion_module.config import BASE_CHANNELS, official_config
 from animdiff.motion_module.lora import apply_motion_lora, parse_motion_lora
@@ -51,8 +51,8 @@ def config(stage: str, steps: int = STEPS, **kwargs) -> TrainConfig:
     return TrainConfig(stage=stage, steps=steps, rank=4, learning_rate=LEARNING_RATE[stage], seed=3, frames=FRAMES, **kwargs)
 
 
-def motion_for(stage: str, motion):
-    return {"motion_lora": motion, "domain_adapter": None, "motion_module": small_motion_config(mult=MULT)}[stage]
+def motion_for(stage: str, motion_module):
+    return {"motion_lora": motion_module, "domain_adapter": None, "motion_module": small_motion_config(mult=MULT)}[stage]
 
 
 def sample(model, seed: int = 0, frames: int = FRAMES) -> torch.Tensor:
@@ -68,15 +68,15 @@ def models():
 @pytest.fixture(scope="module")
 def runs(models):
     """Per stage: (result of STEPS steps, result of 0 steps (the initial weights), snapshots, plain samples before/after)."""
-    model, motion = models
+    model, motion_module = models
     out = {}
     for stage in stages.STAGES:
-        before = frozen_snapshot(model.model, motion.model)
-        plain = sample(model), sample(apply_motion_module(model, motion, OWN))
-        initial = train(config(stage, steps=0), model, clips(), motion_for(stage, motion))
-        result = train(config(stage), model, clips(), motion_for(stage, motion))
-        after = frozen_snapshot(model.model, motion.model)
-        out[stage] = result, initial, before, after, plain, (sample(model), sample(apply_motion_module(model, motion, OWN)))
+        before = frozen_snapshot(model.model, motion_module.network)
+        plain = sample(model), sample(apply_motion_module(model, motion_module, OWN))
+        initial = train(config(stage, steps=0), model, clips(), motion_for(stage, motion_module))
+        result = train(config(stage), model, clips(), motion_for(stage, motion_module))
+        after = frozen_snapshot(model.model, motion_module.network)
+        out[stage] = result, initial, before, after, plain, (sample(model), sample(apply_motion_module(model, motion_module, OWN)))
     return out
 
 
@@ -107,20 +107,20 @@ def test_only_the_trained_tensors_change(runs, stage):
 
 
 def test_motion_lora_file_loads_and_changes_the_sampled_output(runs, models, tmp_path):
-    model, motion = models
+    model, motion_module = models
     result = runs["motion_lora"][0]
     path = result.save(tmp_path / "zoom.safetensors")
     state = read_state_dict(path)
     assert all(k.split(".processor.")[1] in {f"{p}_lora.{d}.weight" for p in stages.PROJECTIONS for d in ("down", "up")} for k in state)
     assert {v.dtype for v in state.values()} == {torch.float16}
     lora = parse_motion_lora(state, path.name)
-    assert len(lora) == len(state) // 2 == 4 * 2 * len(motion.model.module_keys())  # q/k/v/out of both attentions of every module
+    assert len(lora) == len(state) // 2 == 4 * 2 * len(motion_module.network.module_keys())  # q/k/v/out of both attentions of every module
     assert all(layer.down.shape[0] == 4 and layer.scale == 1.0 for layer in lora.values())
-    with_lora = apply_motion_lora(motion, lora, path.name, 1.0)
-    plain = sample(apply_motion_module(model, motion, OWN))
+    with_lora = apply_motion_lora(motion_module, lora, path.name, 1.0)
+    plain = sample(apply_motion_module(model, motion_module, OWN))
     animated = sample(apply_motion_module(model, with_lora, OWN))
     assert (animated - plain).abs().max() > 1e-3
-    assert torch.equal(sample(apply_motion_module(model, apply_motion_lora(motion, lora, path.name, 0.0), OWN)), plain)
+    assert torch.equal(sample(apply_motion_module(model, apply_motion_lora(motion_module, lora, path.name, 0.0), OWN)), plain)
     metadata = safetensors.safe_open(str(path), "pt").metadata()
     assert (metadata["stage"], metadata["rank"], metadata["steps"], metadata["base"]) == ("motion_lora", "4", str(STEPS), "SD1.5")
     assert metadata["beta_schedule"] == schedules.SQRT_LINEAR  # what AnimDiffApplyMotionModule autoselects for v3
@@ -144,7 +144,7 @@ def test_motion_module_file_loads_through_the_loader_and_changes_the_sampled_out
     trained = load_motion_module(result.save(tmp_path / "mm_trained.safetensors", dtype="fp32"))
     new = load_motion_module(initial.save(tmp_path / "mm_new.safetensors", dtype="fp32"))
     assert (trained.config.version, new.config.max_frames) == ("v3", 32)
-    assert trained.model.state_dict().keys() == MotionModel(trained.config, device="meta").state_dict().keys()
+    assert trained.network.state_dict().keys() == MotionNetwork(trained.config, device="meta").state_dict().keys()
     plain = sample(model)
     assert torch.equal(sample(apply_motion_module(model, new, OWN)), plain)  # the new module's zero output: the identity
     assert (sample(apply_motion_module(model, trained, OWN)) - plain).abs().max() > 1e-3
@@ -159,9 +159,9 @@ class Interrupted(Exception):
 
 @pytest.mark.parametrize("stage,accumulate", [("motion_lora", 1), ("domain_adapter", 2), ("motion_module", 1)])
 def test_resume_equals_an_uninterrupted_run(models, stage, accumulate, tmp_path):
-    model, motion = models
+    model, motion_module = models
     settings = config(stage, steps=3, grad_accumulation=accumulate, checkpoint_every=1)
-    whole = train(settings, model, clips(), motion_for(stage, motion))
+    whole = train(settings, model, clips(), motion_for(stage, motion_module))
 
     def stop_after_2(progress):
         if progress.step == 2:
@@ -169,9 +169,9 @@ def test_resume_equals_an_uninterrupted_run(models, stage, accumulate, tmp_path)
 
     state = tmp_path / "state.pt"
     with pytest.raises(Interrupted):
-        train(settings, model, clips(), motion_for(stage, motion), progress=stop_after_2, state_path=state)
+        train(settings, model, clips(), motion_for(stage, motion_module), progress=stop_after_2, state_path=state)
     seen = []
-    resumed = train(settings, model, clips(), motion_for(stage, motion), progress=lambda p: seen.append(p.step), resume=state)
+    resumed = train(settings, model, clips(), motion_for(stage, motion_module), progress=lambda p: seen.append(p.step), resume=state)
     assert seen == [3]  # continued from the state of step 2
     assert resumed.losses == whole.losses
     assert resumed.tensors.keys() == whole.tensors.keys()
@@ -182,12 +182,12 @@ def test_a_state_read_inside_a_node_resumes(models, tmp_path):
     """The node reads the state (to check which files it may replace) under ComfyUI's inference mode."""
     from animdiff.training import TrainingState
 
-    model, motion = models
+    model, motion_module = models
     state = tmp_path / "state.pt"
-    train(config("motion_lora", steps=1), model, clips(), motion, state_path=state)
+    train(config("motion_lora", steps=1), model, clips(), motion_module, state_path=state)
     with torch.inference_mode():
         read = TrainingState.read(state)
-        resumed = train(config("motion_lora", steps=2), model, clips(), motion, resume=read)
+        resumed = train(config("motion_lora", steps=2), model, clips(), motion_module, resume=read)
     assert len(resumed.losses) == 2
 
 
@@ -201,7 +201,7 @@ def test_same_seed_same_weights_other_seed_other_weights(models):
 
 
 def test_resume_refuses_other_settings(models, tmp_path):
-    model, motion = models
+    model, motion_module = models
     state = tmp_path / "state.pt"
     train(config("domain_adapter", steps=1), model, clips(), None, state_path=state)
     with pytest.raises(ValueError, match=r"state.pt: was trained with other settings: learning_rate 0.03 \(now 0.5\)"):
@@ -218,15 +218,15 @@ def test_resume_refuses_other_settings(models, tmp_path):
 
 
 def test_resume_refuses_another_motion_module_of_the_same_shapes(models, tmp_path):
-    model, motion = models
+    model, motion_module = models
     state = tmp_path / "state.pt"
-    train(config("motion_lora", steps=1), model, clips(), motion, state_path=state)
+    train(config("motion_lora", steps=1), model, clips(), motion_module, state_path=state)
     other = small_motion(mult=MULT, seed=9)  # same layout, other weights
     with pytest.raises(TrainingStateError, match=r"state.pt: was trained on another motion module \(small_v3.safetensors .*; now "
                                                  r"small_v3.safetensors .*: other weights\): start a new run: delete the state file or "
                                                  "turn resume off"):
         train(config("motion_lora", steps=2), model, clips(), other, resume=state)
-    resumed = train(config("motion_lora", steps=2), model, clips(), motion, resume=state)  # the same module resumes
+    resumed = train(config("motion_lora", steps=2), model, clips(), motion_module, resume=state)  # the same module resumes
     assert len(resumed.losses) == 2
 
 
@@ -303,11 +303,11 @@ def test_lora_adapter_is_w_plus_up_down():
 def test_trains_on_inference_tensors_as_inside_a_node():
     """A node runs under torch.inference_mode, and checkpoints loaded by a node hold inference tensors."""
     with torch.inference_mode():
-        model, motion = small_sd15(seed=7, mult=MULT), small_motion(mult=MULT, seed=7)
+        model, motion_module = small_sd15(seed=7, mult=MULT), small_motion(mult=MULT, seed=7)
         data = clips()
-        before = frozen_snapshot(model.model, motion.model)
-        result = train(config("motion_lora", steps=2), model, data, motion)
-        after = frozen_snapshot(model.model, motion.model)
+        before = frozen_snapshot(model.model, motion_module.network)
+        result = train(config("motion_lora", steps=2), model, data, motion_module)
+        after = frozen_snapshot(model.model, motion_module.network)
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert any(v.any() for k, v in result.tensors.items() if k.endswith("up.weight"))
 
@@ -321,22 +321,22 @@ def test_bf16_autocast_trains_float32_weights(models):
 
 
 def test_gradient_checkpointing_gives_the_same_run(models):
-    model, motion = models
-    plain = train(config("motion_lora", steps=2), model, clips(), motion)
-    checkpointed = train(config("motion_lora", steps=2, gradient_checkpointing=True), model, clips(), motion)
+    model, motion_module = models
+    plain = train(config("motion_lora", steps=2), model, clips(), motion_module)
+    checkpointed = train(config("motion_lora", steps=2, gradient_checkpointing=True), model, clips(), motion_module)
     assert checkpointed.losses == pytest.approx(plain.losses, rel=1e-6)
     assert all(torch.allclose(checkpointed.tensors[k], plain.tensors[k], rtol=0, atol=1e-6) for k in plain.tensors)
-    assert not any(hasattr(m, "org_forward") for m in [*model.model.modules(), *motion.model.modules()])  # unpatched
+    assert not any(hasattr(m, "org_forward") for m in [*model.model.modules(), *motion_module.network.modules()])  # unpatched
 
 
 def test_refuses_what_it_cannot_train(models):
-    model, motion = models
+    model, motion_module = models
     with pytest.raises(ValueError, match="needs a motion module"):
         train(config("motion_lora"), model, clips(), None)
     with pytest.raises(ValueError, match="already has a motion module"):
-        train(config("domain_adapter"), apply_motion_module(model, motion, OWN), clips(), None)
+        train(config("domain_adapter"), apply_motion_module(model, motion_module, OWN), clips(), None)
     with pytest.raises(ValueError, match="a clip has 8 frames, fewer than the 16"):
-        train(TrainConfig(stage="motion_lora", steps=1, rank=4), model, clips(), motion)
+        train(TrainConfig(stage="motion_lora", steps=1, rank=4), model, clips(), motion_module)
     with pytest.raises(ValueError, match="unknown stage"):
         TrainConfig(stage="everything")
 
@@ -344,9 +344,9 @@ def test_refuses_what_it_cannot_train(models):
 # ---------------------------------------------------------------- official layouts at full size (shapes only)
 
 def test_motion_lora_layout_is_the_official_v2_lora_layout():
-    motion = MotionModel(official_config("v2"), device="meta")
-    patcher = comfy.model_patcher.ModelPatcher(motion, torch.device("cpu"), torch.device("cpu"))
-    parameters = stages.attach_loras(patcher, stages.motion_lora_targets(motion), stages.STAGES["motion_lora"].rank,
+    motion_module = MotionNetwork(official_config("v2"), device="meta")
+    patcher = comfy.model_patcher.ModelPatcher(motion_module, torch.device("cpu"), torch.device("cpu"))
+    parameters = stages.attach_loras(patcher, stages.motion_lora_targets(motion_module), stages.STAGES["motion_lora"].rank,
                                         torch.Generator(), torch.device("cpu"))
     assert {k: list(v.shape) for k, v in parameters.items()} == manifest("v2_lora_ZoomIn")["keys"]
 
@@ -403,7 +403,7 @@ def write_sequence(folder, caption: str, offset: int, frames: int = 10, size: in
 def test_command_line_trains_from_a_folder_saves_and_resumes(models, tmp_path, capsys):
     import animdiff_train
 
-    model, motion = models
+    model, motion_module = models
     data = tmp_path / "data"
     data.mkdir()
     write_sequence(data / "right", "a square moving right", 0)
@@ -412,18 +412,18 @@ def test_command_line_trains_from_a_folder_saves_and_resumes(models, tmp_path, c
     argv = ["--stage", "motion_lora", "--checkpoint", "sd.safetensors", "--motion-module", "mm.safetensors", "--data", str(data),
             "--width", "32", "--height", "32", "--frames", str(FRAMES), "--rank", "4", "--lr", "1e-2", "--out", str(out),
             "--log-every", "1", "--checkpoint-every", "1"]
-    animdiff_train.run(animdiff_train.parse_args([*argv, "--steps", "2"]), model, tiny_clip(), tiny_vae(), motion)
+    animdiff_train.run(animdiff_train.parse_args([*argv, "--steps", "2"]), model, tiny_clip(), tiny_vae(), motion_module)
     printed = capsys.readouterr().out
     assert "2 clips of 8 frames at 32x32, 2 captions" in printed and "step 2/2  loss " in printed and f"saved {out}" in printed
     lora = parse_motion_lora(read_state_dict(out), out.name)
-    assert len(lora) == 4 * 2 * len(motion.model.module_keys())
+    assert len(lora) == 4 * 2 * len(motion_module.network.module_keys())
     state = out.with_name("square.safetensors.state.pt")
-    animdiff_train.run(animdiff_train.parse_args([*argv, "--steps", "3", "--resume", str(state)]), model, tiny_clip(), tiny_vae(), motion)
+    animdiff_train.run(animdiff_train.parse_args([*argv, "--steps", "3", "--resume", str(state)]), model, tiny_clip(), tiny_vae(), motion_module)
     printed = capsys.readouterr().out
     assert "step 3/3  loss " in printed and "step 1/3" not in printed and "step 2/3" not in printed
     written = out.read_bytes()
     with pytest.raises(FileError, match=rf"--out: {out} exists already and was not written by this run .*choose another name, or pass --overwrite"):
-        animdiff_train.run(animdiff_train.parse_args([*argv, "--steps", "1"]), model, tiny_clip(), tiny_vae(), motion)  # a new run
+        animdiff_train.run(animdiff_train.parse_args([*argv, "--steps", "1"]), model, tiny_clip(), tiny_vae(), motion_module)  # a new run
     assert out.read_bytes() == written and "clips of" not in capsys.readouterr().out  # refused before any work
     long_out = ["--out", str(tmp_path / ("x" * 250 + ".safetensors"))]
     with pytest.raises(SystemExit):

@@ -95,14 +95,14 @@ def reference_output(version, motion_state, ldm_state, tmp_path, x, t, context, 
 @pytest.mark.parametrize("version", ["v1", "v2", "v3"])
 def test_animated_unet_matches_diffusers(version, tmp_path):
     frames, videos = 8, 2
-    motion, motion_state = small_model(version, seed=3, channels=CHANNELS)
+    network, motion_state = small_model(version, seed=3, channels=CHANNELS)
     unet, ldm_state = comfy_unet()
     gen = torch.Generator().manual_seed(7)
     x = torch.randn(videos * frames, 4, 8, 8, generator=gen)
     context = torch.randn(videos, 5, CONTEXT, generator=gen)
     t = torch.tensor([500.0, 500.0])
     with torch.no_grad():
-        with motion_injected(unet, motion, frames, 1.0):
+        with motion_injected(unet, network, frames, 1.0):
             ours = unet(x, t.repeat_interleave(frames), context.repeat_interleave(frames, 0))
         plain = unet(x, t.repeat_interleave(frames), context.repeat_interleave(frames, 0))
     v1_norms = version == "v1"

@@ -17,7 +17,7 @@ import comfy.sd1_clip
 import comfy.supported_models
 import comfy.supported_models_base
 import torch
-from animdiff.motion_module import LoadedMotionModule, MotionModel, MotionModuleConfig
+from animdiff.motion_module import LoadedMotionModule, MotionModuleConfig, MotionNetwork
 from random_weights import random_tensors
 
 CONTEXT = 32
@@ -63,7 +63,7 @@ def small_motion_config(version: str = "v3", channels: int = 32, mult=(1, 2, 2, 
 
 def small_motion(version: str = "v3", seed: int = 0, channels: int = 32, mult=(1, 2, 2, 2)) -> LoadedMotionModule:
     """A reduced motion module with seeded random weights (a non-zero ``proj_out``: it moves things), float32."""
-    model = MotionModel(small_motion_config(version, channels, mult), dtype=torch.float32)
+    model = MotionNetwork(small_motion_config(version, channels, mult), dtype=torch.float32)
     gen = torch.Generator().manual_seed(seed)
     state = {}
     for key, value in model.state_dict().items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from random_weights import write_motion_module, write_sd15_checkpoint, write_sd15_controlnet
+from random_weights import write_motion_module, write_sd15_checkpoint, write_sd15_controlnet, write_sdxl_checkpoint
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / ".cache" / "test-models"
 FAST_TIER = False  # set by ``pytest --fast``: the cached full-size test models are off limits
@@ -16,6 +16,7 @@ def cached(path: Path) -> Path:
         raise RuntimeError(f"{path.name}: a cached test model in the fast tier; mark the test @pytest.mark.full")
     return path
 CHECKPOINT = "sd15_random.safetensors"
+SDXL_CHECKPOINT = "sdxl_random.safetensors"  # about 7 GB: GPU benchmarks only, never written by the suite
 CONTROLNET = "controlnet_sd15_random.safetensors"
 SPARSECTRL = {"rgb": "sparsectrl_rgb_random.safetensors", "scribble": "sparsectrl_scribble_random.safetensors"}
 MOTION_MODULES = {"mm_v3_random.safetensors": "v3", "mm_v2_random.safetensors": "v2",
@@ -24,6 +25,10 @@ MOTION_MODULES = {"mm_v3_random.safetensors": "v3", "mm_v2_random.safetensors": 
 
 def checkpoint_path() -> Path:
     return write_sd15_checkpoint(cached(MODELS_DIR / "checkpoints" / CHECKPOINT))
+
+
+def sdxl_checkpoint_path() -> Path:
+    return write_sdxl_checkpoint(cached(MODELS_DIR / "checkpoints" / SDXL_CHECKPOINT))
 
 
 def motion_module_path(name: str) -> Path:

@@ -8,7 +8,7 @@
   frames without a motion module; saved in the ``v3_sd15_adapter`` layout (diffusers module names).
 - ``motion_module``: every parameter of a motion module, new (zero-initialised output, the paper's
   identity start) or a float32 copy of a loaded one; saved in the official layout (the keys of
-  :class:`~motion_module.model.MotionModel`'s state dict, ``pos_encoder.pe`` included).
+  :class:`~motion_module.network.MotionNetwork`'s state dict, ``pos_encoder.pe`` included).
 
 LoRA updates are ``W + up @ down`` with no rank scaling, the original loader's math (ComfyUI's
 ``LoraDiff`` train adapter with ``alpha == rank``). ``up`` starts at zero, so training starts from
@@ -37,7 +37,7 @@ from ..motion_module.config import MotionModuleConfig
 from ..motion_module.injection import sd_unet
 from ..motion_module.loader import LoadedMotionModule
 from ..motion_module.loader import motion_patcher as core_motion_patcher
-from ..motion_module.model import MotionModel
+from ..motion_module.network import MotionNetwork
 from ..motion_module.patcher import KEY as MOTION_KEY
 from ..motion_module.patcher import apply_motion_module
 from ..sampling import schedules
@@ -59,15 +59,15 @@ class Setup:
     info: dict[str, str] = field(default_factory=dict)  # safetensors metadata
     frozen_modules: list[nn.Module] = field(default_factory=list)  # whose parameters must get no gradients
     checkpointable: Callable[[], list[nn.Module]] = list  # what gradient checkpointing wraps
-    motion: LoadedMotionModule | None = None  # the motion module the patcher runs, if any
+    motion_module: LoadedMotionModule | None = None  # the motion module the patcher runs, if any
 
 
 # ---------------------------------------------------------------- LoRA targets and adapters
 
-def motion_lora_targets(motion: MotionModel) -> dict[str, str]:
+def motion_lora_targets(network: MotionNetwork) -> dict[str, str]:
     """``{file layer ("<attention>.processor.to_q"): motion-module weight key ("<attention>.to_q.weight")}``."""
     targets = {}
-    for name, module in motion.named_modules():
+    for name, module in network.named_modules():
         if isinstance(module, TemporalAttention):
             for proj in PROJECTIONS:
                 targets[f"{name}.processor.{proj}"] = f"{name}.{proj}{'.0' if proj == 'to_out' else ''}.weight"
@@ -140,10 +140,10 @@ def guard_inference_weights(patcher: comfy.model_patcher.ModelPatcher, skip: set
 
 # ---------------------------------------------------------------- motion modules
 
-def init_motion_model(config: MotionModuleConfig, generator: torch.Generator, device=None) -> MotionModel:
+def init_motion_network(config: MotionModuleConfig, generator: torch.Generator, device=None) -> MotionNetwork:
     """A new float32 motion module as the original initialises one: PyTorch's default Linear init (uniform in
     ±1/sqrt(fan_in)), norms 1/0, and every ``proj_out`` zero, so that it starts as the identity."""
-    model = MotionModel(config, dtype=torch.float32)
+    model = MotionNetwork(config, dtype=torch.float32)
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, nn.Linear):
@@ -161,18 +161,18 @@ def init_motion_model(config: MotionModuleConfig, generator: torch.Generator, de
     return model.to(device)
 
 
-def motion_model_copy(motion: LoadedMotionModule, device=None) -> MotionModel:
+def motion_network_copy(motion_module: LoadedMotionModule, device=None) -> MotionNetwork:
     """A float32 copy of a loaded motion module's weights, to fine-tune without touching the loaded one."""
-    if motion.patcher.patches:
-        raise TrainingError(f"training: {motion.describe()} carries MotionLoRAs; fine-tune the motion module without them")
-    model = MotionModel(motion.config, dtype=torch.float32)
-    model.load_state_dict({k: v.detach().float() for k, v in motion.model.state_dict().items()})
+    if motion_module.patcher.patches:
+        raise TrainingError(f"training: {motion_module.describe()} carries MotionLoRAs; fine-tune the motion module without them")
+    model = MotionNetwork(motion_module.config, dtype=torch.float32)
+    model.load_state_dict({k: v.detach().float() for k, v in motion_module.network.state_dict().items()})
     return model.to(device)
 
 
-def motion_patcher(model: MotionModel) -> comfy.model_patcher.ModelPatcher:
+def motion_patcher(network: MotionNetwork) -> comfy.model_patcher.ModelPatcher:
     """A plain (never dynamic-VRAM) patcher: trained weights must be the module's own parameters."""
-    return core_motion_patcher(model, disable_dynamic=True)
+    return core_motion_patcher(network, disable_dynamic=True)
 
 
 def describe_model(model: comfy.model_patcher.ModelPatcher) -> str:
@@ -189,24 +189,24 @@ def check_image_model(model: comfy.model_patcher.ModelPatcher) -> None:
 
 # ---------------------------------------------------------------- the stages
 
-def setup_motion_lora(model: comfy.model_patcher.ModelPatcher, motion: LoadedMotionModule, rank: int, generator: torch.Generator,
+def setup_motion_lora(model: comfy.model_patcher.ModelPatcher, motion_module: LoadedMotionModule, rank: int, generator: torch.Generator,
                       beta_schedule: str) -> Setup:
     """LoRA on the motion module's attention projections; UNet and motion module frozen."""
     check_image_model(model)
-    if not isinstance(motion, LoadedMotionModule):
+    if not isinstance(motion_module, LoadedMotionModule):
         raise TrainingError("training: the motion_lora stage needs a loaded motion module (MOTION_MODULE)")
-    patcher = motion.patcher.clone()
-    targets = motion_lora_targets(motion.model)
+    patcher = motion_module.patcher.clone()
+    targets = motion_lora_targets(motion_module.network)
     parameters = attach_loras(patcher, targets, rank, generator, patcher.load_device)
     guard_inference_weights(patcher, skip=set(targets.values()))
-    trained = LoadedMotionModule(motion.name, patcher, motion.loras)
+    trained = LoadedMotionModule(motion_module.name, patcher, motion_module.loras)
     animated = apply_motion_module(model, trained, beta_schedule)
     guard_inference_weights(animated)
-    info = {"rank": str(rank), "base": motion.config.base, "motion_module": motion.name, "motion_module_version": motion.config.version,
-            "beta_schedule": schedules.resolve(beta_schedule, motion.config.version),
+    info = {"rank": str(rank), "base": motion_module.config.base, "motion_module": motion_module.name, "motion_module_version": motion_module.config.version,
+            "beta_schedule": schedules.resolve(beta_schedule, motion_module.config.version),
             "format": MotionLoRAStage.file_format}
     return Setup("motion_lora", animated, parameters, True, lambda: cpu_tensors(parameters), info,
-                 [model.model, motion.model], lambda: motion_checkpointable(model, motion.model), trained)
+                 [model.model, motion_module.network], lambda: motion_checkpointable(model, motion_module.network), trained)
 
 
 def setup_domain_adapter(model: comfy.model_patcher.ModelPatcher, rank: int, generator: torch.Generator, beta_schedule: str) -> Setup:
@@ -229,16 +229,16 @@ def setup_domain_adapter(model: comfy.model_patcher.ModelPatcher, rank: int, gen
                  [model.model], lambda: unet_checkpointable(model))
 
 
-def setup_motion_module(model: comfy.model_patcher.ModelPatcher, motion: LoadedMotionModule | MotionModuleConfig,
+def setup_motion_module(model: comfy.model_patcher.ModelPatcher, motion_module: LoadedMotionModule | MotionModuleConfig,
                         generator: torch.Generator, beta_schedule: str) -> Setup:
     """Every weight of a new (``MotionModuleConfig``) or copied (``LoadedMotionModule``) motion module; the image
     model (with any adapter patched into it) frozen."""
     check_image_model(model)
     device = comfy.model_management.get_torch_device()
-    if isinstance(motion, MotionModuleConfig):
-        trainable, name, origin = init_motion_model(motion, generator, device), f"new {motion.version} motion module", "new"
-    elif isinstance(motion, LoadedMotionModule):
-        trainable, name, origin = motion_model_copy(motion, device), motion.name, "fine-tuned"
+    if isinstance(motion_module, MotionModuleConfig):
+        trainable, name, origin = init_motion_network(motion_module, generator, device), f"new {motion_module.version} motion module", "new"
+    elif isinstance(motion_module, LoadedMotionModule):
+        trainable, name, origin = motion_network_copy(motion_module, device), motion_module.name, "fine-tuned"
     else:
         raise TrainingError("training: the motion_module stage needs a MotionModuleConfig (new module) or a MOTION_MODULE to fine-tune")
     trainable.requires_grad_(True)
@@ -265,8 +265,8 @@ def unet_checkpointable(model: comfy.model_patcher.ModelPatcher) -> list[nn.Modu
     return find_all_highest_child_module_with_forward(model.model.diffusion_model)
 
 
-def motion_checkpointable(model: comfy.model_patcher.ModelPatcher, motion: MotionModel) -> list[nn.Module]:
-    return unet_checkpointable(model) + [motion.module_at(key) for key in motion.module_keys()]
+def motion_checkpointable(model: comfy.model_patcher.ModelPatcher, network: MotionNetwork) -> list[nn.Module]:
+    return unet_checkpointable(model) + [network.module_at(key) for key in network.module_keys()]
 
 
 # ---------------------------------------------------------------- the stages as objects
@@ -280,20 +280,20 @@ class Stage:
     """
 
     name: str
-    motion: str
+    needs_motion_module: str
     rank: int | None
     video: bool
     output: str
     file_format: str
 
-    def check(self, motion) -> None:
+    def check(self, motion_module) -> None:
         """Refuse a motion-module argument this stage cannot take."""
-        if self.motion == "none" and motion is not None:
+        if self.needs_motion_module == "none" and motion_module is not None:
             raise TrainingError(f"training: the {self.name} stage trains the image model alone; pass no motion module")
-        if self.motion != "none" and motion is None:
+        if self.needs_motion_module != "none" and motion_module is None:
             raise TrainingError(f"training: the {self.name} stage needs a motion module")
 
-    def setup(self, model: comfy.model_patcher.ModelPatcher, motion, rank: int | None, generator: torch.Generator,
+    def setup(self, model: comfy.model_patcher.ModelPatcher, motion_module, rank: int | None, generator: torch.Generator,
               beta_schedule: str) -> Setup:
         raise NotImplementedError
 
@@ -302,27 +302,27 @@ class Stage:
 
 
 class MotionLoRAStage(Stage):
-    name, motion, rank, video, output = "motion_lora", "required", 64, True, "MOTION_MODULE"  # rank of the v2_lora_* files
+    name, needs_motion_module, rank, video, output = "motion_lora", "required", 64, True, "MOTION_MODULE"  # rank of the v2_lora_* files
     file_format = "AnimateDiff MotionLoRA (<attention>.processor.<proj>_lora.{down,up}.weight)"
 
-    def setup(self, model, motion, rank, generator, beta_schedule):
-        return setup_motion_lora(model, motion, rank, generator, beta_schedule)
+    def setup(self, model, motion_module, rank, generator, beta_schedule):
+        return setup_motion_lora(model, motion_module, rank, generator, beta_schedule)
 
-    def motion_module(self, tensors: dict[str, torch.Tensor], name: str, motion: LoadedMotionModule | None,
+    def motion_module(self, tensors: dict[str, torch.Tensor], name: str, motion_module: LoadedMotionModule | None,
                       strength: float) -> LoadedMotionModule:
         """``motion`` with the trained MotionLoRA at ``strength``, through the pack's MotionLoRA loader."""
         from ..motion_module.lora import apply_motion_lora, parse_motion_lora
 
-        if motion is None:
-            raise TrainingError("training: a MotionLoRA is applied to a motion module; pass motion=")
-        return apply_motion_lora(motion, parse_motion_lora(tensors, name), name, strength)
+        if motion_module is None:
+            raise TrainingError("training: a MotionLoRA is applied to a motion module; pass motion_module=")
+        return apply_motion_lora(motion_module, parse_motion_lora(tensors, name), name, strength)
 
 
 class DomainAdapterStage(Stage):
-    name, motion, rank, video, output = "domain_adapter", "none", 128, False, "MODEL"  # rank of v3_sd15_adapter
+    name, needs_motion_module, rank, video, output = "domain_adapter", "none", 128, False, "MODEL"  # rank of v3_sd15_adapter
     file_format = "AnimateDiff domain adapter (v3_sd15_adapter: <attention>.processor.<proj>_lora.{down,up}.weight)"
 
-    def setup(self, model, motion, rank, generator, beta_schedule):
+    def setup(self, model, motion_module, rank, generator, beta_schedule):
         return setup_domain_adapter(model, rank, generator, beta_schedule)
 
     def model(self, tensors: dict[str, torch.Tensor], name: str, model: comfy.model_patcher.ModelPatcher,
@@ -334,15 +334,15 @@ class DomainAdapterStage(Stage):
 
 
 class MotionModuleStage(Stage):
-    name, motion, rank, video, output = "motion_module", "module or config", None, True, "MOTION_MODULE"
+    name, needs_motion_module, rank, video, output = "motion_module", "module or config", None, True, "MOTION_MODULE"
     file_format = "AnimateDiff motion module (official layout)"
 
-    def setup(self, model, motion, rank, generator, beta_schedule):
-        return setup_motion_module(model, motion, generator, beta_schedule)
+    def setup(self, model, motion_module, rank, generator, beta_schedule):
+        return setup_motion_module(model, motion_module, generator, beta_schedule)
 
     def motion_module(self, tensors: dict[str, torch.Tensor], name: str, config: MotionModuleConfig) -> LoadedMotionModule:
         """The trained motion module (in ComfyUI's UNet dtype)."""
-        trained = MotionModel(config, dtype=comfy.model_management.unet_dtype())
+        trained = MotionNetwork(config, dtype=comfy.model_management.unet_dtype())
         trained.load_state_dict(tensors)
         return LoadedMotionModule(name, motion_patcher(trained.eval().requires_grad_(False)))
 

@@ -128,13 +128,13 @@ class TrainResult:
         metadata = {**self.metadata, "dtype": str(dtype).removeprefix("torch.")}
         return write_atomically(path, lambda tmp: safetensors.torch.save_file(tensors, str(tmp), metadata=metadata))
 
-    def motion_module(self, motion: LoadedMotionModule | None = None, *, strength: float = 1.0,
+    def motion_module(self, motion_module: LoadedMotionModule | None = None, *, strength: float = 1.0,
                       name: str | None = None) -> LoadedMotionModule:
         """The trained weights as a MOTION_MODULE, through the pack's loaders: ``motion`` with the MotionLoRA at
         ``strength`` (``motion_lora``), or the trained module itself (``motion_module``)."""
         stage, name = stages.STAGES[self.stage], name or f"trained_{self.stage}"
         if isinstance(stage, stages.MotionLoRAStage):
-            return stage.motion_module(self.tensors, name, motion, strength)
+            return stage.motion_module(self.tensors, name, motion_module, strength)
         if isinstance(stage, stages.MotionModuleStage):
             return stage.motion_module(self.tensors, name, self.motion_config)
         raise TrainingError(f"training: the {self.stage} stage trains no motion module; use model()")
@@ -262,18 +262,18 @@ class Run:
     """One training run (use :func:`train`)."""
 
     def __init__(self, config: TrainConfig, model: comfy.model_patcher.ModelPatcher, data: TrainingClips,
-                 motion: LoadedMotionModule | MotionModuleConfig | None, progress: Callable[[Progress], None] | None,
+                 motion_module: LoadedMotionModule | MotionModuleConfig | None, progress: Callable[[Progress], None] | None,
                  state_path: Path | None):
         self.config, self.progress, self.state_path = config, progress, state_path
         self.data = data.detached()
         self.fingerprint = self.data.fingerprint()  # written with every state, checked on resume
         self.generator = torch.Generator().manual_seed(config.seed)
         self.stage = stages.STAGES[config.stage]
-        self.setup = self.stage.setup(model, motion, config.rank, self.generator, config.beta_schedule)
+        self.setup = self.stage.setup(model, motion_module, config.rank, self.generator, config.beta_schedule)
         if self.setup.video:
-            limit = self.setup.motion.config.max_frames
+            limit = self.setup.motion_module.config.max_frames
             if config.frames > limit:
-                raise TrainingError(f"training: {config.frames} frames per clip, but {self.setup.motion.describe()} "
+                raise TrainingError(f"training: {config.frames} frames per clip, but {self.setup.motion_module.describe()} "
                                  f"has positional encodings for {limit}")
             if self.data.shortest < config.frames:
                 raise TrainingError(f"training: a clip has {self.data.shortest} frames, fewer than the {config.frames} "
@@ -288,14 +288,15 @@ class Run:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.order = EpochOrder(len(self.data))
         self.step, self.losses = 0, []
-        self.state = TrainingState.new(state_path or "", self.identity(motion))
+        self.state = TrainingState.new(state_path or "", self.identity(motion_module))
 
     # ------------------------------------------------ state
 
-    def identity(self, motion) -> dict:
+    def identity(self, motion_module) -> dict:
         """What a resumed run must share with this one (see :class:`~training.state.TrainingState`)."""
         return {"config": self.config.trajectory(), "clips": [list(x.shape) for x in self.data.latents], "data": self.fingerprint,
-                "motion": motion_identity(motion), "motion_name": motion_name(motion), "shapes": {k: list(p.shape) for k, p in self.setup.parameters.items()}}
+                "motion": motion_identity(motion_module), "motion_name": motion_name(motion_module),
+                "shapes": {k: list(p.shape) for k, p in self.setup.parameters.items()}}
 
     def save_state(self) -> None:
         self.state.write(
@@ -426,30 +427,30 @@ class Run:
                     **self.setup.info}
         if self.losses:
             metadata["final_loss"] = f"{self.losses[-1]:.6g}"
-        motion_config = self.setup.motion.config if isinstance(self.stage, stages.MotionModuleStage) else None
+        motion_config = self.setup.motion_module.config if isinstance(self.stage, stages.MotionModuleStage) else None
         return TrainResult(config.stage, self.setup.export(), metadata, list(self.losses), config, motion_config)
 
 
-def motion_identity(motion: LoadedMotionModule | MotionModuleConfig | None) -> dict | None:
+def motion_identity(motion_module: LoadedMotionModule | MotionModuleConfig | None) -> dict | None:
     """A motion module's identity for a training state: the content hash of its frozen weights (computed once when it
     was loaded) and the MotionLoRAs on it; a new module's config."""
-    if isinstance(motion, LoadedMotionModule):
-        content = motion.model.content_hash or content_hash(motion.model.state_dict())
-        return {"content": content, "loras": [[name, float(strength)] for name, strength in motion.loras]}
-    if isinstance(motion, MotionModuleConfig):
-        return {"content": f"new {dataclasses.asdict(motion)}", "loras": []}
+    if isinstance(motion_module, LoadedMotionModule):
+        content = motion_module.network.content_hash or content_hash(motion_module.network.state_dict())
+        return {"content": content, "loras": [[name, float(strength)] for name, strength in motion_module.loras]}
+    if isinstance(motion_module, MotionModuleConfig):
+        return {"content": f"new {dataclasses.asdict(motion_module)}", "loras": []}
     return None
 
 
-def motion_name(motion: LoadedMotionModule | MotionModuleConfig | None) -> str:
+def motion_name(motion_module: LoadedMotionModule | MotionModuleConfig | None) -> str:
     """For messages only (a renamed file is still the same motion module)."""
-    if isinstance(motion, LoadedMotionModule):
-        return motion.describe()
-    return f"a new {motion.version} motion module" if isinstance(motion, MotionModuleConfig) else "none"
+    if isinstance(motion_module, LoadedMotionModule):
+        return motion_module.describe()
+    return f"a new {motion_module.version} motion module" if isinstance(motion_module, MotionModuleConfig) else "none"
 
 
 def train(config: TrainConfig, model: comfy.model_patcher.ModelPatcher, data: TrainingClips,
-          motion: LoadedMotionModule | MotionModuleConfig | None = None, *, progress: Callable[[Progress], None] | None = None,
+          motion_module: LoadedMotionModule | MotionModuleConfig | None = None, *, progress: Callable[[Progress], None] | None = None,
           state_path: str | Path | None = None, resume: TrainingState | str | Path | None = None) -> TrainResult:
     """Train one stage; returns the weights in the file layout the pack's loaders read.
 
@@ -461,9 +462,9 @@ def train(config: TrainConfig, model: comfy.model_patcher.ModelPatcher, data: Tr
     the same run (settings, clips and captions, motion module content).
     Works inside a node's ``torch.inference_mode``; the inputs are never changed.
     """
-    stages.STAGES[config.stage].check(motion)
+    stages.STAGES[config.stage].check(motion_module)
     with torch.inference_mode(False), torch.enable_grad():
-        run = Run(config, model, data, motion, progress, Path(state_path) if state_path is not None else None)
+        run = Run(config, model, data, motion_module, progress, Path(state_path) if state_path is not None else None)
         if resume is not None:
             run.restore(resume if isinstance(resume, TrainingState) else TrainingState.read(resume))
         run.execute()

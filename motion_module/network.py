@@ -1,4 +1,4 @@
-"""All motion modules of one checkpoint, named exactly as in the official files."""
+"""The motion network: every temporal module of one motion-module file, named exactly as in the official files."""
 
 from __future__ import annotations
 
@@ -6,27 +6,27 @@ import comfy.ops
 from torch import nn
 
 from .config import MotionModuleConfig
-from .transformer import MotionModule
+from .transformer import TemporalModule
 
 
 class MotionBlock(nn.Module):
-    """The motion modules of one UNet level (``down_blocks.N`` / ``mid_block`` / ``up_blocks.N``)."""
+    """The temporal modules of one UNet level (``down_blocks.N`` / ``mid_block`` / ``up_blocks.N``)."""
 
     def __init__(self, channels, count, config, operations, device=None, dtype=None):
         super().__init__()
         self.motion_modules = nn.ModuleList(
-            MotionModule(channels, config, operations, device, dtype) for _ in range(count)
+            TemporalModule(channels, config, operations, device, dtype) for _ in range(count)
         )
 
 
-class MotionModel(nn.Module):
+class MotionNetwork(nn.Module):
     """The temporal layers AnimateDiff adds to an image UNet; ``state_dict()`` keys are the official ones.
 
     Dtypes: ``dtype`` is the weights' storage dtype (the loader's: ComfyUI's UNet dtype, so fp16, bf16
     or fp8 where ComfyUI stores UNets so). Every layer computes in the dtype of its input, the UNet's
     activations (fp16/bf16, or the manual-cast dtype of fp8 weights): ``operations`` defaults to ComfyUI's
     casting layers, which cast the stored weights to the activations' dtype and device on the fly (ComfyUI's
-    low-VRAM offloading relies on it too), and each module hands its residual back in that dtype. The
+    low-VRAM offloading relies on it too), and each temporal module hands its residual back in that dtype. The
     positional encodings stay float32 whatever ``dtype`` is (:class:`~.attention.PositionalEncoding`).
     """
 
@@ -39,10 +39,10 @@ class MotionModel(nn.Module):
         self.up_blocks = nn.ModuleList(block(c, config.up_modules) for c in reversed(config.channels))
         self.content_hash: str | None = None  # of the weights as loaded from a file (set by the loader)
 
-    def module_at(self, key: str) -> MotionModule:
+    def module_at(self, key: str) -> TemporalModule:
         """The module for a key such as ``"up_blocks.1.motion_modules.2"``."""
         return self.get_submodule(key)
 
     def module_keys(self) -> list[str]:
         """Keys of every motion module, down levels first, in the UNet's execution order."""
-        return [name for name, m in self.named_modules() if isinstance(m, MotionModule)]
+        return [name for name, m in self.named_modules() if isinstance(m, TemporalModule)]
