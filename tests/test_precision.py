@@ -127,6 +127,21 @@ def test_one_motion_module_is_within_rounding_of_float32(precision):
     assert relative_error(low, exact) <= (2 * u if storage == FP8 else 4 * u)
 
 
+def test_windowed_motion_modules_fuse_in_the_unets_dtype():
+    """Views (motion modules in windows, fused by weight: the context-options path) in bf16: the fused residual
+    stays bf16 and within 4u of float32 (each frame sums at most two windows' weighted residuals)."""
+    x = torch.randn(24, 64, 8, 8, generator=torch.Generator().manual_seed(1))  # (b f) c h w, one video of 24 frames
+    ramp = torch.linspace(0.1, 1.0, 16)
+    views = [(torch.arange(0, 16), torch.cat([torch.ones(8), ramp.flip(0)[8:]])), (torch.arange(8, 24), torch.cat([ramp[:8], torch.ones(8)]))]
+    key = "mid_block.motion_modules.0"
+    exact = MOTION.network.module_at(key).fused_views(x, 24, views)
+    low = stored_as(MOTION, torch.bfloat16).network.module_at(key)
+    assert low(x.bfloat16(), 24, views=views).dtype == torch.bfloat16
+    fused = low.fused_views(x.bfloat16(), 24, views)
+    assert fused.dtype == torch.bfloat16
+    assert relative_error(fused, exact) <= 4 * 2 ** -8
+
+
 def test_positional_encoding_stays_exact_float32_with_fp8_weights():
     network = MotionNetwork(MOTION.config, dtype=FP8)
     encodings = [m.pe for m in network.modules() if isinstance(m, PositionalEncoding)]
