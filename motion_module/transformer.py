@@ -100,7 +100,8 @@ class TemporalTransformer(nn.Module):
 
 
 class TemporalModule(nn.Module):
-    """One ``VanillaTemporalModule``: ``x + scale * temporal_transformer(x)``."""
+    """One ``VanillaTemporalModule``: ``x + scale * temporal_transformer(x)``, computed and returned in ``x``'s
+    dtype (the UNet's activations: no float32 round trip; a tensor ``scale`` comes in that dtype too)."""
 
     def __init__(self, channels, config, operations, device=None, dtype=None):
         super().__init__()
