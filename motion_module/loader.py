@@ -102,7 +102,11 @@ def copied_motion_patcher(network: MotionNetwork, disable_dynamic: bool = False)
 
 
 def load_motion_patcher(path: str, version: str = "auto", disable_dynamic: bool = False) -> comfy.model_patcher.ModelPatcher:
-    """The patcher of a motion-module file; also its own ``cached_patcher_init`` (reads the file again)."""
+    """The patcher of a motion-module file; also its own ``cached_patcher_init`` (reads the file again).
+
+    The weights are stored in ComfyUI's UNet dtype (``unet_dtype()``: the dtype it gives SD UNets, following
+    ``--fp16-unet`` / ``--bf16-unet`` / ``--fp8_e4m3fn-unet``); they compute in the dtype of the UNet they run
+    in, whatever that is (:class:`MotionNetwork`), so one loaded module serves models of any precision."""
     network = build_motion_network(read_state_dict(Path(path)), Path(path).name, version, dtype=comfy.model_management.unet_dtype())
     return motion_patcher(network, (load_motion_patcher, (str(path), version)), disable_dynamic)
 

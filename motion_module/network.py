@@ -22,8 +22,12 @@ class MotionBlock(nn.Module):
 class MotionNetwork(nn.Module):
     """The temporal layers AnimateDiff adds to an image UNet; ``state_dict()`` keys are the official ones.
 
-    ``operations`` defaults to ComfyUI's casting layers, so weights stored in one dtype or
-    device are cast to the activations' on the fly (ComfyUI's low-VRAM offloading relies on it).
+    Dtypes: ``dtype`` is the weights' storage dtype (the loader's: ComfyUI's UNet dtype, so fp16, bf16
+    or fp8 where ComfyUI stores UNets so). Every layer computes in the dtype of its input, the UNet's
+    activations (fp16/bf16, or the manual-cast dtype of fp8 weights): ``operations`` defaults to ComfyUI's
+    casting layers, which cast the stored weights to the activations' dtype and device on the fly (ComfyUI's
+    low-VRAM offloading relies on it too), and each temporal module hands its residual back in that dtype. The
+    positional encodings stay float32 whatever ``dtype`` is (:class:`~.attention.PositionalEncoding`).
     """
 
     def __init__(self, config: MotionModuleConfig, device=None, dtype=None, operations=comfy.ops.manual_cast):

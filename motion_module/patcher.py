@@ -11,7 +11,7 @@ import torch
 from ..errors import BaseModelError, FramesError, NonFiniteError, OptionsError
 from ..sampling import schedules
 from ..sampling.context import ContextOptions
-from ..sampling.window_params import frames_of_call
+from ..sampling.window_params import frames_of_call, video_length
 from ..sampling.windowed import motion_views, use_context_windows
 from .injection import motion_injected, placements, sd_unet
 from .loader import LoadedMotionModule
@@ -67,13 +67,14 @@ class MotionWrapper:
         if isinstance(scale, float) and scale == 0.0:
             return call()
         limit = self.motion_module.config.max_frames
-        views = motion_views(frames, self.views, transformer_options) if self.views else None
-        if frames > limit and views is None:
+        length = video_length(transformer_options, frames)  # several context windows may share the call
+        views = motion_views(length, self.views, transformer_options) if self.views else None
+        if length > limit and views is None:
             raise FramesError(
-                f"{frames} frames in one pass, but {self.motion_module.describe()} has positional encodings for at most "
+                f"{length} frames in one pass, but {self.motion_module.describe()} has positional encodings for at most "
                 f"{limit}. Connect AnimDiffContextOptions to AnimDiffApplyMotionModule to sample in windows of {min(16, limit)}."
             )
-        with motion_injected(executor.class_obj, self.network(executor.class_obj), frames, scale, views):
+        with motion_injected(executor.class_obj, self.network(executor.class_obj), length, scale, views):
             out = call()
         check_finite_output(out, self.motion_module)
         return out

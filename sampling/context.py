@@ -8,8 +8,13 @@ Schedules (all cover every frame; windows never exceed ``context_length``):
 
 - ``static``: fixed sliding windows ``0..L-1, s..s+L-1, …`` (``s = L - overlap``); the last is
   aligned to the end so it is full length.
-- ``uniform``: the same windows shifted by a different offset at each sampling step (the
-  offsets halve recursively: 0, 1/2, 1/4, 3/4, … of ``s``), so seams never stay in one place.
+- ``uniform``: as many windows as ``static``, their seams moved by a different offset at each
+  sampling step (the offsets halve recursively: 0, 1/2, 1/4, 3/4, … of the room there is), so
+  seams never stay in one place. Step 0 is the static plan. The first and last windows stay at the
+  video's ends; the windows between them shift by ``e`` frames, at most so far that the two
+  outer overlaps keep one shared frame (one of them grows, the other thins: the overlaps add up to
+  the same as the static plan's). Where no window can move (two windows, or no overlap and no
+  slack), the shifted windows are clamped to the video instead, which costs one window more.
 - ``batched``: consecutive windows without overlap (the last may be shorter); overlap and stride
   do not apply.
 
@@ -44,6 +49,7 @@ class ContextOptions:
     schedule: str = "uniform"
     fuse_method: str = "pyramid"
     views: bool = False  # window only the motion modules' temporal attention (image layers see every frame)
+    windows_per_call: int | None = None  # windows evaluated in one model call; None: as many as fit in memory (not a node input)
 
     def __post_init__(self):
         if self.context_length < 1:
@@ -54,6 +60,8 @@ class ContextOptions:
             raise OptionsError(f"context_stride must be at least 1, got {self.context_stride}")
         if self.schedule not in SCHEDULES:
             raise OptionsError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
+        if self.windows_per_call is not None and self.windows_per_call < 1:
+            raise OptionsError(f"windows_per_call must be at least 1 (or None: as many as fit in memory), got {self.windows_per_call}")
         if self.fuse_method not in FUSE_METHODS:
             raise OptionsError(f"unknown fuse_method {self.fuse_method!r}; choose one of {FUSE_METHODS}")
 
@@ -68,11 +76,23 @@ def ordered_halving(step: int) -> float:
     return result
 
 
-def starts(frames: int, span: int, step: int, closed_loop: bool, offset: int) -> list[int]:
-    """Window starts for windows covering ``span`` frames, ``step`` apart, shifted by ``offset``."""
+def starts(frames: int, span: int, step: int, closed_loop: bool, shift: float) -> list[int]:
+    """Window starts for windows covering ``span`` frames, ``step`` apart, their seams moved by the
+    fraction ``shift`` in [0, 1) of the room there is (0: the static plan)."""
     if closed_loop:
-        return sorted({(offset + i * step) % frames for i in range(math.ceil(frames / step))})
+        return sorted({(round(step * shift) + i * step) % frames for i in range(math.ceil(frames / step))})
     last = frames - span
+    count = math.ceil(last / step) + 1  # the static plan: 0, step, 2 step, …, last
+    slack = (count - 1) * step - last  # how much the last window is pulled back
+    overlap = span - step
+    # Inner windows start at i * step + e, lo <= e <= hi: both outer overlaps keep a frame, no window moves onto another.
+    lo, hi = max(1 - overlap - slack, 1 - step), min(overlap - 1, step - slack - 1)
+    room = min(step, hi - lo + 1)
+    if count >= 3 and room >= 2:
+        e = round(room * shift) % room
+        e = e if e <= hi else e - room
+        return [0, *(i * step + e for i in range(1, count - 1)), last]
+    offset = round(step * shift)  # no room to move inner windows: clamp shifted windows to the video
     return sorted({min(max(offset + i * step, 0), last) for i in range(-1, math.ceil(frames / step) + 1)})
 
 
@@ -87,14 +107,14 @@ def context_windows(frames: int, options: ContextOptions, step: int = 0) -> list
             windows[-1] = [i % frames for i in range(windows[-1][0], windows[-1][0] + length)]
         return windows
     stride = length - overlap
-    offset = round(stride * ordered_halving(step)) if options.schedule == "uniform" else 0
+    shift = ordered_halving(step) if options.schedule == "uniform" else 0.0
     windows = []
     for level in range(options.context_stride):
         spacing = 2 ** level
         span = spacing * (length - 1) + 1
         if level and span > frames:
             break
-        for start in starts(frames, span, stride * spacing, options.closed_loop, offset * spacing):
+        for start in starts(frames, span, stride * spacing, options.closed_loop, shift):
             window = [(start + spacing * i) % frames for i in range(length)]
             if window not in windows:
                 windows.append(window)

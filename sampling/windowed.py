@@ -4,13 +4,23 @@ Wrapping the model evaluation, not the sampler loop, makes every stock sampler w
 window the latents, the timesteps and everything per-frame in the conds are sliced to the
 window's frames: per-frame conditioning tensors (``model_conds`` with one entry per frame),
 masks, and ControlNet/T2I-adapter hint images (ComfyUI itself would take the first frames).
-Each window's model call names its frames in ``transformer_options`` (:mod:`.window_params`).
+Each model call names its frames in ``transformer_options`` (:mod:`.window_params`).
+
+Several windows of equal length share one model call: their frames are concatenated (``k L``
+frames, ``k`` windows of ``L``) and everything per-frame is sliced once with the concatenated
+index; the motion modules see ``k`` videos of ``L`` frames. ``k`` is the largest that ComfyUI's own
+rule for batching conds (``_calc_cond_batch``) allows: ``memory_required(shape) * 1.5 <`` free
+memory, for the batch of every cond of the ``k`` windows; ComfyUI then batches the conds as usual.
+Windows of another length (the ``batched`` schedule's short last one) get their own calls, and a
+ControlNet chain with a control that places its own inputs by video frame (``for_window``:
+SparseCtrl keyframes) runs one window per call.
 """
 
 from __future__ import annotations
 
 import copy
 
+import comfy.model_management
 import comfy.patcher_extension
 import torch
 from tqdm import tqdm
@@ -29,39 +39,77 @@ def take(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return tensor[index.to(tensor.device)]
 
 
-def slice_control(control, index: torch.Tensor, frames: int):
+def slice_control(control, index: torch.Tensor, frames: int, sliced: dict | None = None):
     """A shallow copy of a ControlNet chain whose per-frame hint images (and per-frame extra concat
     inputs) are cut to ``index``; controls without per-frame inputs are shared as they are, and
-    controls with a ``for_window(index, frames)`` method make their own copy."""
+    controls with a ``for_window(index, frames)`` method make their own copy. ``sliced`` (control ->
+    its copy) makes conds that share a control share its copy, so ComfyUI still batches them."""
     if control is None:
         return None
-    previous = slice_control(control.previous_controlnet, index, frames)
+    sliced = {} if sliced is None else sliced
+    if id(control) not in sliced:
+        sliced[id(control)] = cut_control(control, index, frames, sliced)
+    return sliced[id(control)]
+
+
+def cut_control(control, index: torch.Tensor, frames: int, sliced: dict):
+    previous = slice_control(control.previous_controlnet, index, frames, sliced)
     if hasattr(control, "for_window"):  # a control that places its own inputs by video frame (SparseCtrl keyframes)
-        sliced = control.for_window(index, frames)
-        sliced.previous_controlnet = previous
-        return sliced
+        cut = control.for_window(index, frames)
+        cut.previous_controlnet = previous
+        return cut
     hint = getattr(control, "cond_hint_original", None)
     extra = getattr(control, "extra_concat_orig", None) or []
     if not (per_frame(hint, frames) or any(per_frame(t, frames) for t in extra)) and previous is control.previous_controlnet:
         return control
-    sliced = copy.copy(control)  # keeps what pre_run set up (timestep range, model, ControlLora's built model)
-    sliced.cond_hint, sliced.extra_concat = None, None  # derived from the originals on first use
+    cut = copy.copy(control)  # keeps what pre_run set up (timestep range, model, ControlLora's built model)
+    cut.cond_hint, cut.extra_concat = None, None  # derived from the originals on first use
     if per_frame(hint, frames):
-        sliced.cond_hint_original = take(hint, index)
-    sliced.extra_concat_orig = [take(t, index) if per_frame(t, frames) else t for t in extra]
-    sliced.previous_controlnet = previous
-    return sliced
+        cut.cond_hint_original = take(hint, index)
+    cut.extra_concat_orig = [take(t, index) if per_frame(t, frames) else t for t in extra]
+    cut.previous_controlnet = previous
+    return cut
 
 
-def slice_cond(cond: dict, index: torch.Tensor, frames: int) -> dict:
-    """A processed cond with its per-frame conditioning, mask and ControlNet inputs cut to ``index``."""
+def has_window_control(conds: list) -> bool:
+    """Whether a ControlNet chain in ``conds`` holds a control that places its inputs by video frame (``for_window``)."""
+    for cond in conds:
+        for item in cond or ():
+            control = item.get("control")
+            while control is not None:
+                if hasattr(control, "for_window"):
+                    return True
+                control = control.previous_controlnet
+    return False
+
+
+def windows_that_fit(model, window_shape: list[int], batch: int, most: int, free_memory: float) -> int:
+    """The most windows, from 1 to ``most``, whose latents ``window_shape`` (``L C H W``) times ``batch``
+    conds fit one model call by ComfyUI's rule for batching conds: ``memory_required * 1.5 < free_memory``."""
+    for k in range(most, 1, -1):
+        if model.memory_required([k * batch * window_shape[0], *window_shape[1:]]) * 1.5 < free_memory:
+            return k
+    return 1
+
+
+def calls(windows: list[list[int]], per_call: int) -> list[list[int]]:
+    """Window numbers grouped into model calls: up to ``per_call`` windows of one length each."""
+    groups: dict[int, list[int]] = {}
+    for number, window in enumerate(windows):
+        groups.setdefault(len(window), []).append(number)
+    return [numbers[i:i + per_call] for numbers in groups.values() for i in range(0, len(numbers), per_call)]
+
+
+def slice_cond(cond: dict, index: torch.Tensor, frames: int, sliced: dict | None = None) -> dict:
+    """A processed cond with its per-frame conditioning, mask and ControlNet inputs cut to ``index`` (``sliced``:
+    see :func:`slice_control`)."""
     out = dict(cond)
     out["model_conds"] = {name: c._copy_with(take(c.cond, index)) if per_frame(getattr(c, "cond", None), frames) else c
                           for name, c in cond.get("model_conds", {}).items()}
     if per_frame(cond.get("mask"), frames):
         out["mask"] = take(cond["mask"], index)
     if cond.get("control") is not None:
-        out["control"] = slice_control(cond["control"], index, frames)
+        out["control"] = slice_control(cond["control"], index, frames, sliced)
     return out
 
 
@@ -117,16 +165,30 @@ class WindowedEvaluation:
         windows = context_windows(frames, self.options, current_step(timestep, model_options))
         weights = fuse_weights(windows, frames, self.options.fuse_method)
         out = [torch.zeros_like(x_in) for _ in conds]  # a None cond stays zeros, as in ComfyUI
-        for window, weight in tqdm(list(zip(windows, weights, strict=True)), desc="context windows", leave=False,
-                                   disable=len(windows) < 2):
+        groups = calls(windows, self.per_call(model, conds, x_in, len(windows)))
+        for numbers in tqdm(groups, desc="context window calls", leave=False, disable=len(groups) < 2):
+            window = [frame for n in numbers for frame in windows[n]]  # k L frames: the windows one after the other
             index = torch.tensor(window, device=x_in.device)
-            sub_conds = [None if c is None else [slice_cond(item, index, frames) for item in c] for c in conds]
+            sliced = {}  # control -> its copy for these frames, shared by the conds
+            sub_conds = [None if c is None else [slice_cond(item, index, frames, sliced) for item in c] for c in conds]
             sub_t = take(timestep, index) if per_frame(timestep, frames) else timestep
-            results = executor(model, sub_conds, x_in[index], sub_t, with_window(model_options, window, frames, length), **kwargs)
-            w = weight.to(x_in).view(-1, *([1] * (x_in.ndim - 1)))
+            options = with_window(model_options, window, frames, length, len(numbers))
+            results = executor(model, sub_conds, x_in[index], sub_t, options, **kwargs)
+            w = torch.cat([weights[n] for n in numbers]).to(x_in).view(-1, *([1] * (x_in.ndim - 1)))
             for acc, result in zip(out, results, strict=True):
                 acc.index_add_(0, index, result * w)
         return out
+
+    def per_call(self, model, conds: list, x_in: torch.Tensor, most: int) -> int:
+        """Windows per model call: ``options.windows_per_call`` if set, else as many as fit in free memory; 1 with a
+        control placed by video frame."""
+        if has_window_control(conds):
+            return 1
+        if self.options.windows_per_call is not None:
+            return self.options.windows_per_call
+        batch = max(sum(len(c) for c in conds if c is not None), 1)
+        window_shape = [self.options.context_length, *x_in.shape[1:]]
+        return windows_that_fit(model, window_shape, batch, most, comfy.model_management.get_free_memory(x_in.device))
 
 
 class WindowedMemoryEstimate:

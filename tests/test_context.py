@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -38,7 +39,49 @@ def test_uniform_shifts_the_seams_between_steps():
     assert ordered_halving(0) == 0 and ordered_halving(1) == 0.5 and ordered_halving(2) == 0.25 and ordered_halving(3) == 0.75
     step0, step1 = context_windows(48, ContextOptions()), context_windows(48, ContextOptions(), step=1)
     assert step0 == context_windows(48, ContextOptions(schedule="static"))
-    assert spans(step1) == [(0, 15, 16), (6, 21, 16), (18, 33, 16), (30, 45, 16), (32, 47, 16)]
+    assert step1 != step0 and len(step1) == len(step0)
+
+
+def static_count(frames, length, overlap):
+    """Windows of the static plan: the first at 0, then every ``length - overlap`` frames until one reaches the end."""
+    return math.ceil((frames - overlap) / (length - overlap))
+
+
+def by_spacing(windows):
+    levels = {}
+    for w in windows:
+        levels.setdefault(w[1] - w[0], []).append(w)
+    return levels
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_uniform_evaluates_as_many_windows_as_static(stride):
+    """Every step of the uniform plan: every frame covered, full-length windows, per stride level as many as the
+    static plan where it has inner windows to move (3 or more; else one more), seams moved between steps 0 and 1,
+    and neighbouring windows sharing a frame."""
+    for frames, length, overlap in itertools.product([33, 40, 48, 64, 100, 128, 257], [8, 16], [2, 4, 6]):
+        options = ContextOptions(length, overlap, stride)
+        static = by_spacing(context_windows(frames, ContextOptions(length, overlap, stride, schedule="static")))
+        if len(static[1]) < 3:
+            continue
+        assert len(static[1]) == static_count(frames, length, overlap)
+        plans = [context_windows(frames, options, step) for step in range(8)]
+        assert by_spacing(plans[0]) == static
+        assert by_spacing(plans[1])[1] != static[1]
+        for windows in plans:
+            assert sorted({i for w in windows for i in w}) == list(range(frames))
+            assert all(len(w) == length for w in windows)
+            for spacing, level in by_spacing(windows).items():
+                assert len(level) == len(static[spacing]) if len(static[spacing]) >= 3 else len(level) <= len(static[spacing]) + 1
+                firsts = sorted(w[0] for w in level)
+                assert all(b - a <= spacing * (length - 1) for a, b in itertools.pairwise(firsts))
+
+
+def test_uniform_seams_move_in_closed_loops():
+    options = ContextOptions(16, 4, closed_loop=True)
+    plans = [context_windows(48, options, step) for step in range(4)]
+    assert len({tuple(map(tuple, p)) for p in plans}) == 4
+    assert all(len(p) == len(plans[0]) and all(len(w) == 16 for w in p) for p in plans)
 
 
 def test_short_videos_are_one_window():

@@ -18,7 +18,7 @@ LONG = 50  # steps of the run that is interrupted: it cannot finish before the t
 
 
 def windowed(steps: int) -> dict:
-    """48 frames in 16-frame windows (overlap 4), cfg 1 (one model call per window), lossless frames."""
+    """48 frames in 16-frame windows (overlap 4), cfg 1 (the windows of a step batched in one model call), lossless frames."""
     prompt = small_txt2vid("mm_v3_random.safetensors", frames=FRAMES, steps=steps, seed=7)
     prompt["ctx"] = {"class_type": "AnimDiffContextOptions", "inputs": {
         "context_length": 16, "context_overlap": 4, "context_stride": 1, "closed_loop": False,

@@ -4,6 +4,7 @@ packs' patches. In-process, through ComfyUI's own sampling on the full-size rand
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from comfy_sampling import OWN, noise, sample
 from einops import rearrange
 
 STATIC = ContextOptions(16, 4, 1, False, "static", "pyramid")
+ONE_BY_ONE = ContextOptions(16, 4, 1, False, "static", "pyramid", windows_per_call=1)
 
 
 @contextlib.contextmanager
@@ -89,7 +91,7 @@ def test_a_masked_out_region_has_no_temporal_residual(sd15, conds, v3):
 
 def test_each_window_uses_its_own_frames_values(sd15, conds, v3):
     frames, still = 24, 20
-    model = apply_motion_module(sd15[0], v3, OWN, context_options=STATIC, motion_scale_schedule=f"0:1, {still - 1}:1, {still}:0, {still + 1}:1")
+    model = apply_motion_module(sd15[0], v3, OWN, context_options=ONE_BY_ONE, motion_scale_schedule=f"0:1, {still - 1}:1, {still}:0, {still + 1}:1")
     windows = context_windows(frames, STATIC)
     with recorded_residuals(v3, only_first=True) as seen:
         sample(model, conds, noise(frames, 33), steps=1, cfg=1.0)
@@ -153,18 +155,23 @@ def test_bad_schedule_is_refused_before_patching(sd15, v3):
 def test_patches_see_all_frames_without_windows(sd15, conds, v3):
     model, seen = with_recording_attn1_patch(apply_motion_module(sd15[0], v3, OWN))
     sample(model, conds, noise(8, 36), steps=2, cfg=1.0)
-    assert seen == [{"full_length": 8, "context_length": 8, "sub_idxs": list(range(8)), "window": None, "videos": 1}] * 2
+    assert seen == [{"full_length": 8, "context_length": 8, "sub_idxs": list(range(8)), "windows": 1, "window": None,
+                     "videos": 1}] * 2
 
 
-@pytest.mark.parametrize("with_motion", [True, False])
-def test_patches_see_each_windows_frames(sd15, conds, v3, with_motion):
-    frames = 24
+@pytest.mark.parametrize("with_motion,per_call", [(True, 1), (False, 1), (True, None)])
+def test_patches_see_each_windows_frames(sd15, conds, v3, with_motion, per_call):
+    """One window per call: its frames; windows batched in one call: their frames one window after the other."""
+    frames, options = 24, dataclasses.replace(STATIC, windows_per_call=per_call)
     if with_motion:
-        windowed = apply_motion_module(sd15[0], v3, OWN, context_options=STATIC)
+        windowed = apply_motion_module(sd15[0], v3, OWN, context_options=options)
     else:
         windowed = sd15[0].clone()
-        use_context_windows(windowed, STATIC)
+        use_context_windows(windowed, options)
     model, seen = with_recording_attn1_patch(windowed)
     sample(model, conds, noise(frames, 37), steps=1, cfg=1.0)
-    assert seen == [{"full_length": frames, "context_length": 16, "sub_idxs": w, "window": w, "videos": 1}
-                    for w in context_windows(frames, STATIC)]
+    windows = context_windows(frames, STATIC)
+    calls = [windows] if per_call is None else [[w] for w in windows]
+    expected = [[f for w in call for f in w] for call in calls]
+    assert seen == [{"full_length": frames, "context_length": 16, "sub_idxs": f, "windows": len(call), "window": f, "videos": 1}
+                    for f, call in zip(expected, calls, strict=True)]

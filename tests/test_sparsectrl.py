@@ -257,3 +257,27 @@ def test_official_ckpt_wrapping_is_unwrapped(tmp_path):
     assert (control.kind, control.frame_indices, control.name) == ("rgb", (0, 15), path.name)
     loaded = control.control_model.state_dict()["zero_convs.3.0.weight"]
     assert torch.equal(loaded.float(), state["controlnet_down_blocks.3.weight"])
+
+
+@pytest.mark.parametrize("storage, operations, bound", [(torch.bfloat16, comfy.ops.disable_weight_init, 24 * 2 ** -8),
+                                                        (torch.float8_e4m3fn, comfy.ops.manual_cast, 8 * 2 ** -4)])
+def test_low_precision_sparsectrl_computes_in_bf16_with_exact_encodings(storage, operations, bound):
+    """As ComfyUI's ``pick_operations`` builds it on a bf16 device: bf16 weights and plain layers, or fp8
+    weights cast to bf16 per layer. Its motion modules' positional encodings stay float32 (the float32
+    build's values); the residuals come out in bf16, finite, near float32: the deepest residual passes through
+    about 24 roundings of u (bf16 2^-8), which add up at worst; fp8 weights (u = 2^-4) are rounded once each
+    (measured up to 2.2u on the deepest residual; 8u still tells a residual from noise)."""
+    _, state = diffusers_sparsectrl("rgb")
+    exact = build_sparse_controlnet(state, "float32.safetensors", torch.float32, comfy.ops.disable_weight_init)
+    low = build_sparse_controlnet(state, "low.safetensors", storage, operations)
+    encodings = {k: v for k, v in low.state_dict().items() if k.endswith(".pe")}
+    assert encodings and all(v.dtype == torch.float32 and torch.equal(v, exact.get_buffer(k)) for k, v in encodings.items())
+    context = torch.randn(VIDEOS, 5, CONTEXT, generator=torch.Generator().manual_seed(1))
+    timesteps = torch.tensor([500.0, 20.0])
+    cond, mask = conditions("rgb", [1, 6])
+    reference, _ = ours(exact, cond, mask, timesteps, context)
+    bf16 = torch.bfloat16
+    outputs, _ = ours(low, cond.to(bf16), mask.to(bf16), timesteps, context.to(bf16))
+    for mine, theirs in zip(outputs, reference, strict=True):
+        assert mine.dtype == bf16 and bool(torch.isfinite(mine).all())
+        assert float((mine.float() - theirs).norm() / theirs.norm()) <= bound

@@ -57,7 +57,8 @@ def test_per_frame_conds_and_masks_are_sliced_to_each_window(sd15, conds):
     windowed = model.clone()
     use_context_windows(windowed, STATIC)
     whole = sample(model, prompt, x, steps=1, cfg=1.0)
-    torch.testing.assert_close(sample(windowed, prompt, x, steps=1, cfg=1.0), whole, rtol=1e-4, atol=1e-4)
+    # windows batched in one call: other GEMM shapes than the whole batch's, so float rounding differs a little
+    torch.testing.assert_close(sample(windowed, prompt, x, steps=1, cfg=1.0), whole, rtol=1e-4, atol=5e-4)
     first_frames = [[per_frame[0][0][:16].repeat(3, 1, 1)[:40], per_frame[0][1]]]
     wrong = sample(model, (first_frames + masked, negative), x, steps=1, cfg=1.0)
     assert not torch.allclose(whole[30], wrong[30], atol=1e-3)  # frame 30's own embedding matters
@@ -98,7 +99,7 @@ def test_controlnet_hints_are_sliced_to_each_window(sd15, conds):
     windowed = model.clone()
     use_context_windows(windowed, STATIC)
     whole = sample(model, (positive, negative), x, steps=1, cfg=1.0)
-    torch.testing.assert_close(sample(windowed, (positive, negative), x, steps=1, cfg=1.0), whole, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(sample(windowed, (positive, negative), x, steps=1, cfg=1.0), whole, rtol=1e-4, atol=5e-4)
     first_frames = torch.cat([hints[:16]] * 3)[:40]
     positive_wrong, negative_wrong = nodes.ControlNetApplyAdvanced().apply_controlnet(*conds, control, first_frames, 1.0, 0.0, 1.0)
     wrong = sample(model, (positive_wrong, negative_wrong), x, steps=1, cfg=1.0)

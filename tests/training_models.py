@@ -38,11 +38,13 @@ def motion_channels(channels: int = 32, mult=(1, 2, 2, 2)) -> tuple[int, ...]:
 
 
 def small_sd15(seed: int = 0, v_prediction: bool = False, channels: int = 32, mult=(1, 2, 2, 2), context: int = CONTEXT,
-               device=None) -> comfy.model_patcher.ModelPatcher:
-    """A ComfyUI SD1.5-type model (eps or v-prediction) at reduced width with seeded random weights, float32
-    (``channels=320, mult=(1, 2, 4, 4), context=768``: SD1.5's own size)."""
+               device=None, dtype=torch.float32, manual_cast_dtype=None) -> comfy.model_patcher.ModelPatcher:
+    """A ComfyUI SD1.5-type model (eps or v-prediction) at reduced width with seeded random weights
+    (``channels=320, mult=(1, 2, 4, 4), context=768``: SD1.5's own size). The weights are stored in ``dtype``
+    (float32 by default; the same random values rounded for any other); ``manual_cast_dtype`` is the compute
+    dtype of weights stored in another (fp8 storage computing in bf16: what ComfyUI's loaders set up)."""
     config = comfy.supported_models.SD15(unet_config(channels, mult, context))
-    config.set_inference_dtype(torch.float32, None)
+    config.set_inference_dtype(dtype, manual_cast_dtype)
     model_type = comfy.model_base.ModelType.V_PREDICTION if v_prediction else comfy.model_base.ModelType.EPS
     model = comfy.model_base.BaseModel(config, model_type=model_type, device=device or torch.device("cpu"))
     shapes = {k: v.shape for k, v in model.diffusion_model.state_dict().items()}
