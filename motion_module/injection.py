@@ -108,18 +108,22 @@ def unet_blocks(unet) -> list[nn.Sequential]:
     return [*unet.input_blocks, unet.middle_block, *unet.output_blocks]
 
 
+def res_blocks(unet) -> list[ResBlock]:
+    """Every ``ResBlock`` of ``unet``, in order (they sit directly in its blocks)."""
+    return [layer for block in unet_blocks(unet) for layer in block if isinstance(layer, ResBlock)]
+
+
 def image_norms(unet) -> list[nn.Module]:
     """The GroupNorms v1 and HotshotXL compute over all frames: every ResBlock's two, and the output norm."""
-    resblocks = [layer for block in unet_blocks(unet) for layer in block if isinstance(layer, ResBlock)]
+    resblocks = res_blocks(unet)
     return [m.in_layers[0] for m in resblocks] + [m.out_layers[0] for m in resblocks] + [unet.out[0]]
 
 
 def layer_lists(unet, norms: bool) -> list[nn.Module]:
     """The modules below ``unet`` whose children an :class:`Injection` relies on, each a child of ``unet`` or of one before it."""
-    blocks = unet_blocks(unet)
-    result = [unet.input_blocks, unet.output_blocks, *blocks]
+    result = [unet.input_blocks, unet.output_blocks, *unet_blocks(unet)]
     if norms:
-        resblocks = [layer for block in blocks for layer in block if isinstance(layer, ResBlock)]
+        resblocks = res_blocks(unet)
         result += [*resblocks, *(m.in_layers for m in resblocks), *(m.out_layers for m in resblocks), unet.out]
     return result
 
