@@ -1,4 +1,5 @@
-"""Peak memory of a block of work: CUDA's allocator peak, or on the CPU the resident set sampled every 5 ms."""
+"""Peak memory of a block of work: CUDA's allocator peak, or on the CPU the resident set sampled every 5 ms;
+:class:`PolledPeak` samples any measure (another process's memory) on a thread."""
 
 from __future__ import annotations
 
@@ -6,6 +7,26 @@ import threading
 
 import psutil
 import torch
+
+
+class PolledPeak:
+    """The most ``used()`` returned between ``start()`` and ``stop()``, sampled every ``interval`` seconds."""
+
+    def __init__(self, used, interval: float = 0.005, high: int = 0):
+        self.used, self.interval, self.high = used, interval, high
+
+    def start(self) -> None:
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+
+    def _poll(self):
+        while not self.done.wait(self.interval):
+            self.high = max(self.high, self.used())
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join()
 
 
 class PeakMemory:
@@ -18,22 +39,16 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats()
             self.start = torch.cuda.memory_allocated()
             return self
-        self.process = psutil.Process()
-        self.start = self.high = self.process.memory_info().rss
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._poll, daemon=True)
-        self.thread.start()
+        process = psutil.Process()
+        self.start = process.memory_info().rss
+        self.rss = PolledPeak(lambda: process.memory_info().rss, high=self.start)
+        self.rss.start()
         return self
-
-    def _poll(self):
-        while not self.done.wait(0.005):
-            self.high = max(self.high, self.process.memory_info().rss)
 
     def __exit__(self, *exc):
         if self.cuda:
             torch.cuda.synchronize()
             self.bytes = torch.cuda.max_memory_allocated() - self.start
         else:
-            self.done.set()
-            self.thread.join()
-            self.bytes = max(self.high, self.process.memory_info().rss) - self.start
+            self.rss.stop()
+            self.bytes = max(self.rss.high, self.rss.used()) - self.start

@@ -38,7 +38,6 @@ import json
 import os
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -48,12 +47,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import psutil  # noqa: E402
 import torch  # noqa: E402
 import websocket  # noqa: E402
 from comfy_server import ComfyServer  # noqa: E402
 from pack_import import COMFYUI_DIR  # noqa: E402
+from peak_memory import PolledPeak  # noqa: E402
 from weights import CHECKPOINT, MODELS_DIR, SDXL_CHECKPOINT, checkpoint_path, motion_module_path, sdxl_checkpoint_path  # noqa: E402
 
 BASES = {"sd15": (CHECKPOINT, "mm_v2_random.safetensors"), "sdxl": (SDXL_CHECKPOINT, "mm_sdxl_random.safetensors")}
@@ -153,7 +154,7 @@ class Server(ComfyServer):
             self.ws.close()
         super().__exit__(*exc)
 
-    def sampler_seconds(self, prompt: dict, peak: RSSPeak | None = None) -> tuple[float, float]:
+    def sampler_seconds(self, prompt: dict, peak: PolledPeak | None = None) -> tuple[float, float]:
         """Run ``prompt`` (whose KSampler has one warm-up step more than is timed).
 
         Returns (seconds of the timed steps: the KSampler's first step done -> its last step done, from
@@ -190,53 +191,31 @@ class Server(ComfyServer):
                 return steps[max(steps)] - steps[1], (ended or now) - started
 
 
-class RSSPeak:
-    """The most resident memory of a process (and its children) between start() and stop(), sampled every 5 ms."""
-
-    interval = 0.005
-
-    def __init__(self, pid: int):
-        self.process = psutil.Process(pid)
-        self.high = 0
-
-    def used(self) -> int:
-        return sum(p.memory_info().rss for p in [self.process, *self.process.children(recursive=True)])
-
-    def start(self):
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._poll, daemon=True)
-        self.thread.start()
-
-    def _poll(self):
-        while not self.done.wait(self.interval):
-            self.high = max(self.high, self.used())
-
-    def stop(self):
-        self.done.set()
-        self.thread.join()
+def process_rss(process: psutil.Process) -> int:
+    """Resident memory of a process and its children."""
+    return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)])
 
 
-class VRAMPeak(RSSPeak):
-    """The most GPU memory the server process holds (nvidia-smi's per-process figure, PyTorch's cache included),
-    sampled every 50 ms: what the process takes from the card, as a user sees it."""
+def process_vram(process: psutil.Process) -> int:
+    """GPU memory a process and its children hold (nvidia-smi's per-process figure, PyTorch's cache included): what
+    the process takes from the card, as a user sees it."""
+    import subprocess
 
-    interval = 0.05
-
-    def used(self) -> int:
-        import subprocess
-
-        out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, check=True).stdout
-        pids = {self.process.pid, *(p.pid for p in self.process.children(recursive=True))}
-        return sum(int(mib) * 2**20 for pid, mib in (line.split(", ") for line in out.splitlines() if line) if int(pid) in pids)
+    out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                         capture_output=True, text=True, check=True).stdout
+    pids = {process.pid, *(p.pid for p in process.children(recursive=True))}
+    return sum(int(mib) * 2**20 for pid, mib in (line.split(", ") for line in out.splitlines() if line) if int(pid) in pids)
 
 
 MEMORY = "VRAM" if torch.cuda.is_available() else "RSS"
 
 
-def memory_peak(pid: int) -> RSSPeak:
-    """Peak VRAM of the server on a GPU, else its peak resident memory."""
-    return VRAMPeak(pid) if torch.cuda.is_available() else RSSPeak(pid)
+def memory_peak(pid: int) -> PolledPeak:
+    """Peak VRAM of the server on a GPU (sampled every 50 ms), else its peak resident memory (every 5 ms)."""
+    process = psutil.Process(pid)
+    if torch.cuda.is_available():
+        return PolledPeak(lambda: process_vram(process), interval=0.05)
+    return PolledPeak(lambda: process_rss(process))
 
 
 def timed_windows(frames: int, steps: int) -> int:
