@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peak_memory import PeakMemory  # noqa: E402
 
 FRAMES = "16,48,128"
-MODES = {"batched": None, "one by one": 1}  # ContextOptions.windows_per_call
+MODES = {"batched": 0, "one by one": 1}  # ContextOptions.windows_per_call
 
 
-def measure(frames: int, latent: int, steps: int, per_call: int | None) -> dict:
+def measure(frames: int, latent: int, steps: int, per_call: int) -> dict:
     from pack_import import import_pack
 
     import_pack()
@@ -63,7 +63,7 @@ def main():
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--frames", default=FRAMES, help="comma-separated frame counts")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--per-call", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--per-call", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure(args.one, args.latent, args.steps, args.per_call)))
@@ -72,7 +72,7 @@ def main():
     for frames in map(int, args.frames.split(",")):
         for mode, per_call in MODES.items():
             command = [sys.executable, __file__, "--one", str(frames), "--latent", str(args.latent), "--steps", str(args.steps)]
-            out = subprocess.run(command + ([] if per_call is None else ["--per-call", str(per_call)]),
+            out = subprocess.run(command + ["--per-call", str(per_call)],
                                  check=True, capture_output=True, text=True).stdout
             rows.append({**json.loads(out.strip().splitlines()[-1]), "mode": mode})
     base = {r["mode"]: r for r in rows if r["frames"] == rows[0]["frames"]}

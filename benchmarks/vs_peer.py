@@ -1,7 +1,9 @@
 """Plain SD1.5 vs this pack vs AnimateDiff-Evolved on the same work, in one ComfyUI server.
 
 Three workloads (issue 16): 16 frames 64x64 4 steps; 16 frames 128x128 3 steps; 48 frames 64x64
-2 steps with 16/4 uniform pyramid windows. Each is queued as the same graph shape (checkpoint ->
+2 steps with 16/4 uniform pyramid windows, that last one twice: ours batching windows as far as
+ComfyUI's memory rule allows (the default), and ours one window per call (``windows_per_call`` 1,
+the peer's way). Each is queued as the same graph shape (checkpoint ->
 [motion] -> KSampler cfg 7.5 euler -> SaveLatent) for plain SD1.5, ours (AnimDiffLoadMotionModule +
 AnimDiffApplyMotionModule [+ AnimDiffContextOptions]) and, with ``--peer-dir``, the peer
 (ADE_LoadAnimateDiffModel + ADE_ApplyAnimateDiffModelSimple + ADE_UseEvolvedSampling
@@ -70,16 +72,21 @@ class Workload:
     steps: int
     windowed: bool = False
     base: str = "sd15"  # the checkpoint and motion module: BASES
+    windows_per_call: int = 0  # ours' AnimDiffContextOptions input (0: as many as ComfyUI's memory rule allows)
 
 
 WORKLOADS = [Workload("16 frames 64x64, 4 steps", 16, 64, 4),
              Workload("16 frames 128x128, 3 steps", 16, 128, 3),
-             Workload("48 frames 64x64, 2 steps, windows 16/4 uniform pyramid", 48, 64, 2, windowed=True)]
+             Workload("48 frames 64x64, 2 steps, windows 16/4 uniform pyramid", 48, 64, 2, windowed=True),
+             Workload("48 frames 64x64, 2 steps, windows 16/4, ours one window per call", 48, 64, 2, windowed=True, windows_per_call=1)]
 GPU = [Workload("SD1.5 16 frames 512x512, 20 steps", 16, 512, 20),
        Workload("SD1.5 128 frames 512x512, 10 steps, windows 16/4 uniform pyramid", 128, 512, 10, windowed=True),
+       Workload("SD1.5 128 frames 512x512, 10 steps, windows 16/4, ours one window per call", 128, 512, 10, windowed=True,
+                windows_per_call=1),
        Workload("SDXL 16 frames 1024x1024, 20 steps", 16, 1024, 20, base="sdxl")]
 QUICK = [Workload("16 frames 32x32, 1 step", 16, 32, 1),
-         Workload("24 frames 32x32, 1 step, windows 16/4 uniform pyramid", 24, 32, 1, windowed=True)]
+         Workload("24 frames 32x32, 1 step, windows 16/4 uniform pyramid", 24, 32, 1, windowed=True),
+         Workload("24 frames 32x32, 1 step, windows 16/4, ours one window per call", 24, 32, 1, windowed=True, windows_per_call=1)]
 
 
 def graph(variant: str, work: Workload, frames: int | None = None) -> dict:
@@ -104,7 +111,7 @@ def graph(variant: str, work: Workload, frames: int | None = None) -> dict:
         if work.windowed:
             g["22"] = {"class_type": "AnimDiffContextOptions", "inputs": {
                 "context_length": 16, "context_overlap": 4, "context_stride": 1, "closed_loop": False,
-                "schedule": "uniform", "fuse_method": "pyramid"}}
+                "schedule": "uniform", "fuse_method": "pyramid", "windows_per_call": work.windows_per_call}}
             g["21"]["inputs"]["context_options"] = ["22", 0]
         g[SAMPLER]["inputs"]["model"] = ["21", 0]
     elif variant == "peer":

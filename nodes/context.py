@@ -10,7 +10,8 @@ from .motion import CATEGORY
 class AnimDiffContextOptions:
     DESCRIPTION = (
         "Samples videos longer than the motion module's window (16 frames) in overlapping windows whose predictions "
-        "are blended at every step, so memory is set by the window, not the video length. Connect to "
+        "are blended at every step. Windows share a model call while ComfyUI's memory rule allows it (faster); "
+        "windows_per_call 1 sets memory by the window alone, not the video length. Connect to "
         "AnimDiffApplyMotionModule (or AnimDiffApplyContextOptions for a plain model). Videos no longer than "
         "context_length are sampled exactly as without these options."
     )
@@ -49,11 +50,18 @@ class AnimDiffContextOptions:
                                                  "once and only the motion modules' temporal attention runs per window, fused with "
                                                  "fuse_method (FreeNoise's window fusion). Memory is then the whole batch's for the image "
                                                  "layers. Needs AnimDiffApplyMotionModule."}),
+                "windows_per_call": ("INT", {"default": 0, "min": 0, "max": 64,
+                                             "tooltip": "Most windows evaluated together in one model call (same result). 0: as many as "
+                                                        "ComfyUI's memory rule allows, fastest; peak memory grows with the windows "
+                                                        "batched, within free memory. 1: one window per call, the lowest peak memory. "
+                                                        "SparseCtrl keyframes always run one window per call; ignored with views on."}),
             },
         }
 
-    def options(self, context_length, context_overlap, context_stride, closed_loop, schedule, fuse_method, views=False):
-        return (ContextOptions(context_length, context_overlap, context_stride, closed_loop, schedule, fuse_method, views),)
+    def options(self, context_length, context_overlap, context_stride, closed_loop, schedule, fuse_method, views=False,
+                windows_per_call=0):
+        return (ContextOptions(context_length, context_overlap, context_stride, closed_loop, schedule, fuse_method, views,
+                               windows_per_call),)
 
 
 class AnimDiffApplyContextOptions:

@@ -25,6 +25,9 @@ windows of frames spaced ``k`` apart, which tie distant parts of a long video to
 ``views`` (AnimateDiff-Evolved's view options, FreeNoise's window fusion in the temporal attention): the
 image layers run on all frames at once and only each motion module's temporal transformer runs per
 window, its residuals fused with the same weights.
+
+``windows_per_call``: windows of equal length evaluated together in one model call (see
+:mod:`.windowed`); 0 lets ComfyUI's memory rule decide, 1 keeps peak memory at one window's.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ class ContextOptions:
     schedule: str = "uniform"
     fuse_method: str = "pyramid"
     views: bool = False  # window only the motion modules' temporal attention (image layers see every frame)
-    windows_per_call: int | None = None  # windows evaluated in one model call; None: as many as fit in memory (not a node input)
+    windows_per_call: int = 0  # most windows evaluated in one model call; 0: as many as ComfyUI's memory rule allows
 
     def __post_init__(self):
         if self.context_length < 1:
@@ -60,8 +63,8 @@ class ContextOptions:
             raise OptionsError(f"context_stride must be at least 1, got {self.context_stride}")
         if self.schedule not in SCHEDULES:
             raise OptionsError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
-        if self.windows_per_call is not None and self.windows_per_call < 1:
-            raise OptionsError(f"windows_per_call must be at least 1 (or None: as many as fit in memory), got {self.windows_per_call}")
+        if self.windows_per_call < 0:
+            raise OptionsError(f"windows_per_call must be at least 0 (0: as many as fit in memory), got {self.windows_per_call}")
         if self.fuse_method not in FUSE_METHODS:
             raise OptionsError(f"unknown fuse_method {self.fuse_method!r}; choose one of {FUSE_METHODS}")
 

@@ -11,6 +11,8 @@ frames, ``k`` windows of ``L``) and everything per-frame is sliced once with the
 index; the motion modules see ``k`` videos of ``L`` frames. ``k`` is the largest that ComfyUI's own
 rule for batching conds (``_calc_cond_batch``) allows: ``memory_required(shape) * 1.5 <`` free
 memory, for the batch of every cond of the ``k`` windows; ComfyUI then batches the conds as usual.
+``ContextOptions.windows_per_call`` caps ``k`` (1: one window per call, so peak memory is set by the
+window alone, as in AnimateDiff-Evolved; the batched call's activations grow with ``k``).
 Windows of another length (the ``batched`` schedule's short last one) get their own calls, and a
 ControlNet chain with a control that places its own inputs by video frame (``for_window``:
 SparseCtrl keyframes) runs one window per call.
@@ -180,12 +182,11 @@ class WindowedEvaluation:
         return out
 
     def per_call(self, model, conds: list, x_in: torch.Tensor, most: int) -> int:
-        """Windows per model call: ``options.windows_per_call`` if set, else as many as fit in free memory; 1 with a
-        control placed by video frame."""
-        if has_window_control(conds):
+        """Windows per model call: as many as fit in free memory by ComfyUI's rule, at most ``options.windows_per_call``
+        (0: no limit) and at most ``most``; 1 with a control placed by video frame."""
+        most = min(most, self.options.windows_per_call or most)
+        if most == 1 or has_window_control(conds):
             return 1
-        if self.options.windows_per_call is not None:
-            return self.options.windows_per_call
         batch = max(sum(len(c) for c in conds if c is not None), 1)
         window_shape = [self.options.context_length, *x_in.shape[1:]]
         return windows_that_fit(model, window_shape, batch, most, comfy.model_management.get_free_memory(x_in.device))

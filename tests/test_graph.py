@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import av
 import pytest
 import safetensors.torch
@@ -76,6 +78,33 @@ def test_48_and_100_frames_with_context_options_and_controlnet(server):
         with Image.open(path) as image:
             counts[path.name.split("_")[0]] = image.n_frames
     assert counts == {"long48": 48, "long100": 100}
+
+
+def test_one_window_per_call_equals_batched_windows_through_the_api(server):
+    """AnimDiffContextOptions' windows_per_call: 1 (one window a call) and 0 (as many as fit) give the same video."""
+    prompt = on_test_models(shipped("long_video_64f.api.json"), "input.mp4")  # 24 frames: several windows
+    for per_call in (0, 1):
+        options, apply, sampler = (f"{node}_{per_call}" for node in ("options", "apply", "sampler"))
+        prompt[options] = copy.deepcopy(prompt["3"])
+        prompt[options]["inputs"]["windows_per_call"] = per_call
+        prompt[apply] = copy.deepcopy(prompt["4"])
+        prompt[apply]["inputs"]["context_options"] = [options, 0]
+        prompt[sampler] = copy.deepcopy(prompt["8"])
+        prompt[sampler]["inputs"]["model"] = [apply, 0]
+        prompt[f"save_{per_call}"] = {"class_type": "SaveLatent", "inputs": {"samples": [sampler, 0],
+                                                                            "filename_prefix": f"per_call/w{per_call}"}}
+    for node in ("3", "4", "8", "9", "10"):
+        del prompt[node]
+    latents = {path.name.split("_")[0]: safetensors.torch.load_file(path)["latent_tensor"]
+               for path in output_files(server.run(prompt), server.output_dir)}
+    assert latents["w0"].shape[0] == LONGEST_TEST_VIDEO
+    # Float rounding only: the random full-size UNet's outputs reach ~1e3, and ComfyUI's own UNet moves by ~2e-6 of
+    # its largest output when the batch size changes (32 vs 128 frames), with or without motion modules.
+    torch.testing.assert_close(latents["w1"], latents["w0"], rtol=0, atol=1e-5 * float(latents["w0"].abs().max()))
+    prompt["options_1"]["inputs"]["windows_per_call"] = -1
+    del prompt["save_0"]  # ComfyUI runs the valid outputs of a prompt and refuses it only when none is valid
+    with pytest.raises(PromptError, match="windows_per_call"):
+        server.queue(prompt)
 
 
 def test_lora_strength_zero_and_adapter_alpha_zero_are_exact_through_the_api(server):

@@ -159,7 +159,7 @@ def test_patches_see_all_frames_without_windows(sd15, conds, v3):
                      "videos": 1}] * 2
 
 
-@pytest.mark.parametrize("with_motion,per_call", [(True, 1), (False, 1), (True, None)])
+@pytest.mark.parametrize("with_motion,per_call", [(True, 1), (False, 1), (True, 0)])
 def test_patches_see_each_windows_frames(sd15, conds, v3, with_motion, per_call):
     """One window per call: its frames; windows batched in one call: their frames one window after the other."""
     frames, options = 24, dataclasses.replace(STATIC, windows_per_call=per_call)
@@ -171,7 +171,7 @@ def test_patches_see_each_windows_frames(sd15, conds, v3, with_motion, per_call)
     model, seen = with_recording_attn1_patch(windowed)
     sample(model, conds, noise(frames, 37), steps=1, cfg=1.0)
     windows = context_windows(frames, STATIC)
-    calls = [windows] if per_call is None else [[w] for w in windows]
+    calls = [windows] if per_call == 0 else [[w] for w in windows]
     expected = [[f for w in call for f in w] for call in calls]
     assert seen == [{"full_length": frames, "context_length": 16, "sub_idxs": f, "windows": len(call), "window": f, "videos": 1}
                     for f, call in zip(expected, calls, strict=True)]

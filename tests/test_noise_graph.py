@@ -85,7 +85,8 @@ def test_interrupt_during_the_second_pass_stops_sampling(server):
     assert "AnimDiff FreeInit: pass 3 of 3" not in server.log()[seen:]
 
 
-def test_context_options_saved_before_views_existed_stay_valid(server):
+def test_context_options_saved_before_views_and_windows_per_call_existed_stay_valid(server):
     prompt = on_test_models(shipped("long_video_64f.api.json"), "input.mp4")
-    del node_of(prompt, "AnimDiffContextOptions")["inputs"]["views"]
+    inputs = node_of(prompt, "AnimDiffContextOptions")["inputs"]
+    del inputs["views"], inputs["windows_per_call"]
     assert validation_errors(prompt, server.get("/object_info")) == []

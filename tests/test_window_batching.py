@@ -4,6 +4,7 @@ fewer UNet calls, and ComfyUI's own memory rule for how many windows share a cal
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import comfy.cldm.cldm
 import comfy.controlnet
@@ -17,7 +18,7 @@ import torch
 from animdiff.motion_module.patcher import apply_motion_module
 from animdiff.sampling import schedules
 from animdiff.sampling.context import ContextOptions, context_windows
-from animdiff.sampling.windowed import windows_that_fit
+from animdiff.sampling.windowed import WindowedEvaluation, windows_that_fit
 from animdiff.sparsectrl import SparseCtrl, build_sparse_controlnet
 from random_weights import random_tensors
 from test_sparsectrl import diffusers_sparsectrl
@@ -53,7 +54,7 @@ def unet_calls(model) -> tuple:
     return model, count
 
 
-def batched_and_one_by_one(models, options: ContextOptions, conds=CONDS, x=None, steps=2, per_calls=(None, 1), **motion) -> None:
+def batched_and_one_by_one(models, options: ContextOptions, conds=CONDS, x=None, steps=2, per_calls=(0, 1), **motion) -> None:
     """Sample with every window fitting one call (and ``per_calls``' other counts) and with one window per call:
     results equal, calls fewer."""
     x = noise() if x is None else x
@@ -65,9 +66,11 @@ def batched_and_one_by_one(models, options: ContextOptions, conds=CONDS, x=None,
         results[per_call] = comfy.sample.sample(model, x, steps, 5.0, "euler", "normal", *conds, torch.zeros_like(x), seed=7,
                                                 disable_pbar=True)
         calls[per_call] = len(count)
-    windows = sum(len(context_windows(x.shape[0], options, step)) for step in range(steps))
-    assert calls[1] == windows  # one call per window, its conds batched by ComfyUI
-    assert calls[None] == steps
+    windows = [len(context_windows(x.shape[0], options, step)) for step in range(steps)]  # all of one length here
+    assert calls[1] == sum(windows)  # one call per window, its conds batched by ComfyUI
+    assert calls[0] == steps  # small latents: every window of a step fits one call
+    for per_call in per_calls[1:-1]:  # windows_per_call caps the windows a call takes
+        assert calls[per_call] == sum(math.ceil(n / per_call) for n in windows)
     for per_call in per_calls[:-1]:
         assert calls[per_call] < calls[1]
         torch.testing.assert_close(results[per_call], results[1], rtol=1e-4, atol=1e-4)
@@ -82,7 +85,7 @@ def test_batched_windows_equal_one_by_one(models, options):
 
 
 def test_windows_per_call_can_be_set(models):
-    batched_and_one_by_one(models, UNIFORM, steps=1, per_calls=(None, 2, 1))
+    batched_and_one_by_one(models, UNIFORM, steps=1, per_calls=(0, 2, 1))
 
 
 def test_per_frame_conds_and_masks(models):
@@ -125,7 +128,7 @@ def test_sparsectrl_keyframes_run_one_window_per_call(models):
     images = torch.rand(3, 64, 64, 3, generator=torch.Generator().manual_seed(8))
     conds = nodes.ControlNetApplyAdvanced().apply_controlnet(*CONDS, control, images, 0.8, 0.0, 1.0)
     x, results = noise(), []
-    for per_call in (None, 1):
+    for per_call in (0, 1):
         animated = apply_motion_module(*models, schedules.SQRT_LINEAR, context_options=dataclasses.replace(UNIFORM, windows_per_call=per_call))
         model, count = unet_calls(animated)
         results.append(comfy.sample.sample(model, x, 2, 5.0, "euler", "normal", *conds, torch.zeros_like(x), seed=7, disable_pbar=True))
@@ -146,5 +149,15 @@ def test_windows_per_call_follow_comfyuis_memory_rule(models):
     k = windows_that_fit(base, [16, 4, 64, 64], 2, 11, budget)
     assert k == 3
     assert base.memory_required([k * 32, 4, 64, 64]) * 1.5 < budget <= base.memory_required([(k + 1) * 32, 4, 64, 64]) * 1.5
-    with pytest.raises(ValueError, match="windows_per_call must be at least 1"):
-        ContextOptions(windows_per_call=0)
+    with pytest.raises(ValueError, match="windows_per_call must be at least 0"):
+        ContextOptions(windows_per_call=-1)
+
+
+def test_windows_per_call_is_a_cap_under_the_memory_rule(models):
+    """``windows_per_call`` N: at most N windows a call, and never more than ComfyUI's memory rule allows."""
+    base, conds = models[0].model, [[{}], [{}]]
+    small, huge = torch.zeros(1).expand(40, 4, 1, 1), torch.zeros(1).expand(40, 4, 4096, 4096)  # shapes only
+    assert WindowedEvaluation(ContextOptions(windows_per_call=4)).per_call(base, conds, small, 11) == 4
+    assert WindowedEvaluation(ContextOptions(windows_per_call=4)).per_call(base, conds, small, 3) == 3
+    assert WindowedEvaluation(ContextOptions(windows_per_call=4)).per_call(base, conds, huge, 11) == 1
+    assert WindowedEvaluation(ContextOptions(windows_per_call=0)).per_call(base, conds, huge, 11) == 1
