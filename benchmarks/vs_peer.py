@@ -29,7 +29,7 @@ The peer is never committed: point ``--peer-dir`` at a local checkout; the serve
 a ``custom_nodes:`` entry of a temporary extra_model_paths.yaml (DEVELOPERS.md says how to get one).
 
     flock /tmp/animdiff-heavy.lock env PYTHONSAFEPATH=1 .cache/venv-test/bin/python benchmarks/vs_peer.py \\
-        [--peer-dir DIR] [--runs 2] [--frames 16,48,128] [--quick | --gpu]
+        [--peer-dir DIR] [--runs 2] [--frames 16,48,128] [--only TEXT] [--quick | --gpu]
 """
 
 from __future__ import annotations
@@ -346,6 +346,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="validate end to end: 1 run, tiny latents, 1 step")
     parser.add_argument("--gpu", action="store_true", help="the GPU workloads: SD1.5 512x512x16 20 steps, 128 frames "
                         "windowed, SDXL 1024x1024x16 (a random full-size SDXL, written once: about 7 GB); peak VRAM")
+    parser.add_argument("--only", help="run only the workloads whose name contains this text")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if args.peer_dir and not (args.peer_dir / "animatediff" / "nodes.py").is_file():
@@ -353,7 +354,9 @@ def main():
     from pack_import import import_pack
 
     import_pack()
-    work_list = QUICK if args.quick else GPU if args.gpu else WORKLOADS
+    work_list = [w for w in (QUICK if args.quick else GPU if args.gpu else WORKLOADS) if args.only is None or args.only in w.name]
+    if not work_list:
+        parser.error(f"--only {args.only!r}: no workload's name contains it")
     for base in {w.base for w in work_list}:  # written once if missing
         (sdxl_checkpoint_path if base == "sdxl" else checkpoint_path)()
         motion_module_path(BASES[base][1])
