@@ -26,10 +26,13 @@ FULL_TIER_FIXTURES = {"server", "sd15", "v3"}
 def pytest_addoption(parser):
     parser.addoption("--fast", action="store_true",
                      help="the fast tier: no ComfyUI server and no full-size test models (reduced-width maths, parsing, contracts)")
+    parser.addoption("--slow", action="store_true",
+                     help="also the slow tests (@pytest.mark.slow: half a minute or more each on two cores); .ci/run runs them")
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "full: needs a ComfyUI server or the full-size test models (left out by --fast)")
+    config.addinivalue_line("markers", "slow: half a minute or more on two cores (left out unless --slow; .ci/run runs them)")
     weights.FAST_TIER = config.getoption("--fast")
 
 
@@ -37,10 +40,12 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if FULL_TIER_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.full)
-    if config.getoption("--fast"):
-        full = [item for item in items if item.get_closest_marker("full")]
-        items[:] = [item for item in items if not item.get_closest_marker("full")]
-        config.hook.pytest_deselected(items=full)
+    left_out = {"full"} if config.getoption("--fast") else set()
+    left_out |= set() if config.getoption("--slow") else {"slow"}
+    deselected = [item for item in items if any(item.get_closest_marker(name) for name in left_out)]
+    if deselected:
+        items[:] = [item for item in items if not any(item.get_closest_marker(name) for name in left_out)]
+        config.hook.pytest_deselected(items=deselected)
 
 
 @pytest.fixture(scope="session")

@@ -97,7 +97,8 @@ def test_a_batch_that_does_not_split_into_the_conds_is_refused_before_anything_e
         animated.model.apply_model(x, torch.tensor([1.0] * 5), c_crossattn=torch.randn(5, 5, 32), transformer_options=options)
 
 
-@pytest.mark.full  # about 45 s on two shared CPU cores, nearly all of it Dynamo tracing
+@pytest.mark.full
+@pytest.mark.slow  # 45-80 s on two shared CPU cores, nearly all of it Dynamo tracing
 def test_torch_compile_model_compiles_the_animated_unet_once_and_matches_eager(one_thread):
     """Core's TorchCompileModel node on an animated model, 3 euler steps (one UNet call each), then 3 more: the
     result equals eager sampling, and once the calls repeat nothing is compiled again. (ComfyUI itself compiles one

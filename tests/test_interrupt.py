@@ -8,6 +8,7 @@ import time
 import uuid
 
 import numpy as np
+import pytest
 import websocket
 from comfy_server import output_files
 from graphs import node_of, small_txt2vid
@@ -45,6 +46,7 @@ def events(ws, prompt_id: str):
                 yield event
 
 
+@pytest.mark.slow  # about 30 s on two shared CPU cores
 def test_interrupt_stops_windowed_sampling_within_a_step_and_the_next_run_is_exact(server):
     clean = frames_of(server, server.run(windowed(steps=2)))
     assert clean.shape[0] == FRAMES

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import safetensors.torch
 import torch
 from comfy_server import output_files
@@ -66,6 +67,7 @@ def test_freeinit_two_passes_change_the_result_and_stay_finite(server):
     assert not torch.allclose(latents["twice"], latents["once"], atol=1e-3)
 
 
+@pytest.mark.slow  # about 30 s on two shared CPU cores
 def test_interrupt_during_the_second_pass_stops_sampling(server):
     prompt = small_txt2vid("mm_v3_random.safetensors", frames=16, steps=12, seed=77)
     prompt["freeinit"] = freeinit(3)

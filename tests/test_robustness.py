@@ -41,6 +41,7 @@ def lora_folder():
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.slow  # about 30 s on two shared CPU cores
 def test_training_never_replaces_a_file_it_did_not_write(server, lora_folder):
     downloaded = lora_folder / "downloaded.safetensors"
     shutil.copy(motion_lora_path(), downloaded)  # someone's LoRA, 38 MB in real life

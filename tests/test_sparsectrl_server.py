@@ -24,6 +24,7 @@ def test_one_rgb_keyframe_steers_16_frames(server):
     assert not torch.equal(first, last)
 
 
+@pytest.mark.slow  # about 30 s on two shared CPU cores
 def test_48_frames_in_windows_with_keyframes_at_0_20_47(server):
     out = latents(server, sparsectrl_video("0,20,47", frames=48, keyframes=3, kind="scribble", windows=True))
     assert out.shape == (48, 4, 4, 4) and torch.isfinite(out).all()

@@ -31,6 +31,7 @@ def lora_folder():
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.slow  # about 30 s on two shared CPU cores
 def test_trains_saves_a_loadable_motion_lora_and_resumes(server, lora_folder):
     from animdiff.motion_module.lora import parse_motion_lora
 
