@@ -42,9 +42,11 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.full)
     left_out = {"full"} if config.getoption("--fast") else set()
     left_out |= set() if config.getoption("--slow") else {"slow"}
-    deselected = [item for item in items if any(item.get_closest_marker(name) for name in left_out)]
+    kept, deselected = [], []
+    for item in items:
+        (deselected if any(item.get_closest_marker(name) for name in left_out) else kept).append(item)
     if deselected:
-        items[:] = [item for item in items if not any(item.get_closest_marker(name) for name in left_out)]
+        items[:] = kept
         config.hook.pytest_deselected(items=deselected)
 
 
