@@ -6,7 +6,8 @@ keys are what a real sampling run shows, and that ControlNet objects carry the a
 reads. A ComfyUI update that moves or changes any of them fails there with the symbol's name, not deep in
 a sampling run. Add a line here with every new use of ComfyUI.
 
-Nothing here imports ComfyUI: this module is the list, the test is the check.
+Nothing here imports ComfyUI: this module is the list, the test is the check. The keys the pack shares with ComfyUI
+and other packs (``transformer_options``, wrapper keys) are declared here once; every user refers to the constant.
 """
 
 from __future__ import annotations
@@ -29,6 +30,24 @@ class Touchpoint:
     since: str | None = None
 
 
+class OptionKeys:
+    """``transformer_options`` keys, declared once: ComfyUI's that the pack reads, and the pack's that other packs read."""
+
+    SIGMAS = "sigmas"  # ComfyUI: this call's sigma per latent
+    COND_OR_UNCOND = "cond_or_uncond"  # ComfyUI: which cond each slice of the call's batch is
+    SAMPLE_SIGMAS = "sample_sigmas"  # ComfyUI: the sampler's whole schedule
+    AD_PARAMS = "ad_params"  # ours, in AnimateDiff-Evolved's form: the frames of this call (sampling.windows.params)
+    CONTEXT_WINDOW = "context_window"  # ours, in core ComfyUI's form: IndexListContextWindow of this call
+
+
+class WrapperKeys:
+    """The keys the pack's wrappers, callbacks and additional models are registered under on a ModelPatcher."""
+
+    MOTION_MODULE = "animdiff"  # DIFFUSION_MODEL wrapper, ON_PRE_RUN callback, the motion patcher (animate.model)
+    CONTEXT_WINDOWS = "animdiff_context"  # CALC_COND_BATCH and PREPARE_SAMPLING wrappers (sampling.windows.evaluation)
+    SAMPLING_START = "animdiff_start"  # OUTER_SAMPLE wrapper: noise type and FreeInit (sampling.noise.start)
+
+
 T = Touchpoint
 PATCHER = "comfy.model_patcher.ModelPatcher"
 
@@ -36,11 +55,11 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     # The ModelPatcher: clones, wrappers, object patches, weight patches, additional models.
     T(f"{PATCHER}.__init__", ("model", "load_device", "offload_device"), "motion_module.loader, training"),
     T(f"{PATCHER}.clone", (), "every node that returns a MODEL / MOTION_MODULE"),
-    T(f"{PATCHER}.add_wrapper_with_key", ("wrapper_type", "key", "wrapper"), "motion_module.patcher, sampling.windowed"),
-    T(f"{PATCHER}.get_wrappers", ("wrapper_type", "key"), "motion_module.patcher, sampling.windowed"),
-    T(f"{PATCHER}.set_additional_models", ("key", "models"), "motion_module.patcher"),
-    T(f"{PATCHER}.add_object_patch", ("name", "obj"), "motion_module.patcher (model_sampling)"),
-    T(f"{PATCHER}.get_model_object", ("name",), "motion_module.patcher"),
+    T(f"{PATCHER}.add_wrapper_with_key", ("wrapper_type", "key", "wrapper"), "animate.model, sampling.windows.evaluation"),
+    T(f"{PATCHER}.get_wrappers", ("wrapper_type", "key"), "animate.model, sampling.windows.evaluation"),
+    T(f"{PATCHER}.set_additional_models", ("key", "models"), "animate.model"),
+    T(f"{PATCHER}.add_object_patch", ("name", "obj"), "animate.model (model_sampling)"),
+    T(f"{PATCHER}.get_model_object", ("name",), "animate.model"),
     T(f"{PATCHER}.add_patches", ("patches", "strength_patch"), "motion_module.lora, domain adapter"),
     T(f"{PATCHER}.add_weight_wrapper", ("name", "function"), "training (LoRA weight adapters)"),
     T(f"{PATCHER}.set_model_compute_dtype", ("dtype",), "training"),
@@ -48,20 +67,20 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy.model_patcher.CoreModelPatcher", (), "motion_module.loader (the host's own patcher class)", since="0.4"),
     T(f"{PATCHER}.deepclone_multigpu", ("new_load_device",), "motion_module.loader (cached_patcher_init: the motion "
       "patcher's reload factory, called with disable_dynamic)", since="0.4"),
-    T(f"{PATCHER}.add_callback_with_key", ("call_type", "key", "callback"), "motion_module.patcher (ON_PRE_RUN)"),
-    T("comfy.patcher_extension.CallbacksMP.ON_PRE_RUN", (), "motion_module.patcher (which motion network each UNet runs)"),
-    T(f"{PATCHER}.get_additional_models_with_key", ("key",), "motion_module.patcher"),
-    T("comfy_extras.nodes_context_windows.ContextWindowsManualNode", (), "sampling.windowed (model_options['context_handler'] "
+    T(f"{PATCHER}.add_callback_with_key", ("call_type", "key", "callback"), "animate.model (ON_PRE_RUN)"),
+    T("comfy.patcher_extension.CallbacksMP.ON_PRE_RUN", (), "animate.model (which motion network each UNet runs)"),
+    T(f"{PATCHER}.get_additional_models_with_key", ("key",), "animate.model"),
+    T("comfy_extras.nodes_context_windows.ContextWindowsManualNode", (), "sampling.windows.evaluation (model_options['context_handler'] "
       "is refused beside AnimDiff's windows)"),
     # Wrapper types and the functions they wrap (the wrapper receives the wrapped function's arguments).
-    T("comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL", (), "motion_module.patcher"),
-    T("comfy.patcher_extension.WrappersMP.CALC_COND_BATCH", (), "sampling.windowed"),
-    T("comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING", (), "sampling.windowed"),
+    T("comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL", (), "animate.model"),
+    T("comfy.patcher_extension.WrappersMP.CALC_COND_BATCH", (), "sampling.windows.evaluation"),
+    T("comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING", (), "sampling.windows.evaluation"),
     T("comfy.patcher_extension.WrappersMP.OUTER_SAMPLE", (), "noise (reads the noise tensor)"),
     T("comfy.ldm.modules.diffusionmodules.openaimodel.UNetModel._forward",
-      ("x", "timesteps", "context", "y", "control", "transformer_options"), "motion_module.patcher (DIFFUSION_MODEL executor)"),
-    T("comfy.samplers._calc_cond_batch", ("model", "conds", "x_in", "timestep", "model_options"), "sampling.windowed"),
-    T("comfy.sampler_helpers._prepare_sampling", ("model", "noise_shape", "conds", "model_options"), "sampling.windowed"),
+      ("x", "timesteps", "context", "y", "control", "transformer_options"), "animate.model (DIFFUSION_MODEL executor)"),
+    T("comfy.samplers._calc_cond_batch", ("model", "conds", "x_in", "timestep", "model_options"), "sampling.windows.evaluation"),
+    T("comfy.sampler_helpers._prepare_sampling", ("model", "noise_shape", "conds", "model_options"), "sampling.windows.evaluation"),
     # The UNet the motion modules go into.
     T("comfy.ldm.modules.diffusionmodules.openaimodel.forward_timestep_embed", ("ts", "x", "emb", "context", "transformer_options"),
       "motion_module.injection (plain layers are called as layer(x))"),
@@ -79,18 +98,18 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy.model_management.throw_exception_if_processing_interrupted", (), "training (interrupt)"),
     T("comfy.model_management.load_models_gpu", ("models",), "training"),
     T("comfy.model_management.free_memory", ("memory_required", "device"), "training"),
-    T("comfy.model_sampling.ModelSamplingDiscrete.__init__", ("model_config",), "sampling.schedules"),
-    T("comfy.model_sampling.ModelSamplingDiscrete.percent_to_sigma", ("percent",), "motion_module.patcher"),
-    T("comfy.model_sampling.EPS", (), "sampling.schedules (prediction type)"),
+    T("comfy.model_sampling.ModelSamplingDiscrete.__init__", ("model_config",), "sampling.noise.betas"),
+    T("comfy.model_sampling.ModelSamplingDiscrete.percent_to_sigma", ("percent",), "animate.model"),
+    T("comfy.model_sampling.EPS", (), "sampling.noise.betas (prediction type)"),
     T("comfy.model_sampling.V_PREDICTION", (), "training (loss target)"),
-    T("comfy_extras.nodes_model_advanced.LCM", (), "sampling.schedules (AnimateLCM)"),
-    T("comfy_extras.nodes_model_advanced.ModelSamplingDiscreteDistilled", (), "sampling.schedules (AnimateLCM)"),
+    T("comfy_extras.nodes_model_advanced.LCM", (), "sampling.noise.betas (AnimateLCM)"),
+    T("comfy_extras.nodes_model_advanced.ModelSamplingDiscreteDistilled", (), "sampling.noise.betas (AnimateLCM)"),
     T("comfy.model_base.BaseModel", (), "training"),
     T("comfy.model_base.SDXL", (), "training"),
-    T("comfy.conds.CONDRegular._copy_with", ("cond",), "sampling.windowed (per-frame cond slices)"),
-    T("comfy.context_windows.IndexListContextWindow.__init__", ("index_list",), "sampling.window_params (core's window info for patches)"),
-    T("comfy.sd.CLIP.tokenize", ("text",), "sampling.prompt_schedule (as CLIPTextEncode)"),
-    T("comfy.sd.CLIP.encode_from_tokens_scheduled", ("tokens",), "sampling.prompt_schedule (as CLIPTextEncode)"),
+    T("comfy.conds.CONDRegular._copy_with", ("cond",), "sampling.windows.evaluation (per-frame cond slices)"),
+    T("comfy.context_windows.IndexListContextWindow.__init__", ("index_list",), "sampling.windows.params (core's window info for patches)"),
+    T("comfy.sd.CLIP.tokenize", ("text",), "sampling.prompts.schedule (as CLIPTextEncode)"),
+    T("comfy.sd.CLIP.encode_from_tokens_scheduled", ("tokens",), "sampling.prompts.schedule (as CLIPTextEncode)"),
     # LoRA machinery (domain adapter) and utilities.
     T("comfy.lora.model_lora_keys_unet", ("model", "key_map"), "domain adapter"),
     T("comfy.lora.load_lora", ("lora", "to_load", "log_missing"), "domain adapter"),
@@ -99,8 +118,8 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy.utils.unet_to_diffusers", ("unet_config",), "training (adapter keys)"),
     # The noise and FreeInit (one OUTER_SAMPLE wrapper around the guider's whole sampling).
     T("comfy.samplers.CFGGuider.outer_sample", ("noise", "latent_image", "sampler", "sigmas", "denoise_mask", "callback",
-                                                 "disable_pbar", "seed"), "sampling.start (OUTER_SAMPLE executor; class_obj is the guider)"),
-    T(f"{PATCHER}.remove_wrappers_with_key", ("wrapper_type", "key"), "sampling.start"),
+                                                 "disable_pbar", "seed"), "sampling.noise.start (OUTER_SAMPLE executor; class_obj is the guider)"),
+    T(f"{PATCHER}.remove_wrappers_with_key", ("wrapper_type", "key"), "sampling.noise.start"),
     # SparseCtrl: a ComfyUI ControlNet whose network is ComfyUI's ControlNet encoder with motion modules.
     T("comfy.controlnet.ControlNet.__init__", ("control_model", "load_device", "manual_cast_dtype"), "sparsectrl.control"),
     T("comfy.controlnet.ControlNet.get_control", ("x_noisy", "t", "cond", "batched_number", "transformer_options"), "sparsectrl.control"),
@@ -133,9 +152,9 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
 
 # transformer_options keys the pack reads inside a UNet call (DIFFUSION_MODEL wrapper) or its model_options
 # (CALC_COND_BATCH wrapper); the contract test samples a real model and checks each is set.
-TRANSFORMER_OPTIONS = ("sigmas", "cond_or_uncond", "sample_sigmas")
-# transformer_options keys the pack sets for other packs' patches (sampling.window_params), and reads back.
-SET_TRANSFORMER_OPTIONS = ("ad_params", "context_window")
+TRANSFORMER_OPTIONS = (OptionKeys.SIGMAS, OptionKeys.COND_OR_UNCOND, OptionKeys.SAMPLE_SIGMAS)
+# transformer_options keys the pack sets for other packs' patches (sampling.windows.params), and reads back.
+SET_TRANSFORMER_OPTIONS = (OptionKeys.AD_PARAMS, OptionKeys.CONTEXT_WINDOW)
 
 # Attributes of ComfyUI ControlNet objects (comfy.controlnet.ControlBase) that window slicing reads and sets.
 CONTROL_ATTRIBUTES = ("cond_hint_original", "cond_hint", "extra_concat_orig", "extra_concat", "previous_controlnet")

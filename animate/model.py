@@ -9,16 +9,16 @@ import comfy.patcher_extension
 import torch
 
 from ..errors import BaseModelError, FramesError, NonFiniteError, OptionsError
-from ..sampling import schedules
-from ..sampling.context import ContextOptions
-from ..sampling.window_params import frames_of_call, video_length
-from ..sampling.windowed import motion_views, use_context_windows
-from .injection import motion_injected, placements, sd_unet
-from .loader import LoadedMotionModule
-from .network import MotionNetwork
+from ..motion_module.injection import motion_injected, placements, sd_unet
+from ..motion_module.loader import LoadedMotionModule
+from ..motion_module.network import MotionNetwork
+from ..sampling.noise import betas
+from ..sampling.windows.evaluation import use_context_windows
+from ..sampling.windows.params import frames_of_call, video_length
+from ..sampling.windows.plan import ContextOptions
+from ..touchpoints import OptionKeys, WrapperKeys
 from .strength import MotionKeyframe, MotionStrength
-
-KEY = "animdiff"
+from .views import motion_views
 
 
 class MotionWrapper:
@@ -45,7 +45,7 @@ class MotionWrapper:
     def pre_run(self, patcher: comfy.model_patcher.ModelPatcher) -> None:
         """``ON_PRE_RUN`` callback: ComfyUI calls it on every patcher about to sample (a multi-GPU clone
         included), so each UNet runs the motion network of its own patcher's additional models."""
-        attached = patcher.get_additional_models_with_key(KEY)
+        attached = patcher.get_additional_models_with_key(WrapperKeys.MOTION_MODULE)
         if attached:
             self.running[patcher.model.diffusion_model] = attached[0].model
 
@@ -57,12 +57,12 @@ class MotionWrapper:
 
     def __call__(self, executor, x, timesteps, context, y, control, transformer_options, **kwargs):
         call = lambda: executor(x, timesteps, context, y, control, transformer_options, **kwargs)  # noqa: E731
-        videos = len(transformer_options.get("cond_or_uncond") or [0])
+        videos = len(transformer_options.get(OptionKeys.COND_OR_UNCOND) or [0])
         if x.shape[0] % videos:
             raise FramesError(f"a batch of {x.shape[0]} latents does not split into {videos} videos (conds) of equal length")
         frames = x.shape[0] // videos
         sub_idxs, full_length = frames_of_call(transformer_options, frames)  # also tells other patches the frames
-        sigmas = transformer_options.get("sigmas")
+        sigmas = transformer_options.get(OptionKeys.SIGMAS)
         scale = self.strength.at(sigmas, sub_idxs, full_length, videos) if self.in_range(sigmas) else 0.0
         if isinstance(scale, float) and scale == 0.0:
             return call()
@@ -109,7 +109,7 @@ def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion_module: 
     except BaseModelError as err:
         raise BaseModelError(f"{motion_module.name}: wrong base model: {motion_module.config.base} motion module ({motion_module.config.version}) "
                              f"on a {family} model; {err.detail}") from None
-    if model.get_wrappers(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, KEY):
+    if model.get_wrappers(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WrapperKeys.MOTION_MODULE):
         raise OptionsError("this MODEL already has a motion module; apply one per model")
     if not 0.0 <= start_percent <= end_percent <= 1.0:
         raise OptionsError(f"need 0 <= start_percent ({start_percent}) <= end_percent ({end_percent}) <= 1")
@@ -117,8 +117,8 @@ def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion_module: 
         raise OptionsError(f"context_length {context_options.context_length} is longer than {motion_module.describe()} allows; "
                            f"use at most {motion_module.config.max_frames}")
 
-    schedule = schedules.resolve(beta_schedule, motion_module.config.version)
-    sampling = schedules.model_sampling_for(schedule, model.get_model_object("model_sampling"))
+    schedule = betas.schedule_for(beta_schedule, motion_module.config.version)
+    sampling = betas.model_sampling_for(schedule, model.get_model_object("model_sampling"))
     ms = sampling or model.get_model_object("model_sampling")
     strength = MotionStrength(motion_scale, motion_scale_schedule, motion_scale_mask, keyframes or (), ms.percent_to_sigma)
     animated = model.clone()
@@ -126,9 +126,9 @@ def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion_module: 
         animated.add_object_patch("model_sampling", sampling)
     views = context_options if context_options and context_options.views else None
     wrapper = MotionWrapper(motion_module, strength, ms.percent_to_sigma(start_percent), ms.percent_to_sigma(end_percent), views)
-    animated.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, KEY, wrapper)
-    animated.add_callback_with_key(comfy.patcher_extension.CallbacksMP.ON_PRE_RUN, KEY, wrapper.pre_run)
-    animated.set_additional_models(KEY, [motion_module.patcher])
+    animated.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WrapperKeys.MOTION_MODULE, wrapper)
+    animated.add_callback_with_key(comfy.patcher_extension.CallbacksMP.ON_PRE_RUN, WrapperKeys.MOTION_MODULE, wrapper.pre_run)
+    animated.set_additional_models(WrapperKeys.MOTION_MODULE, [motion_module.patcher])
     if context_options and not views:
         use_context_windows(animated, context_options)
     return animated

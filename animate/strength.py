@@ -6,7 +6,7 @@ call the scale is
     scale[frame, y, x] = motion_scale * keyframe_multiplier(sigma) * schedule[frame] * mask[frame, y, x]
 
 - ``schedule``: a number schedule (``0:1.0, 8:0.3``, linear between keyframes, see
-  :mod:`..sampling.frame_schedule`) over the video's frames;
+  :mod:`..sampling.prompts.frames`) over the video's frames;
 - ``mask``: one mask ``(H, W)`` / ``(1, H, W)`` for every frame or one per frame ``(frames, H, W)``,
   area-resized to each UNet level;
 - keyframes over sampling progress: from each keyframe's ``start_percent`` on, its multiplier
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 
 from ..errors import FramesError, OptionsError
-from ..sampling.frame_schedule import Keyframe, frame_values, parse_numbers
+from ..sampling.prompts.frames import Keyframe, frame_values, parse_numbers
 
 
 @dataclass(frozen=True)

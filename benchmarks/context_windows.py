@@ -36,9 +36,9 @@ def measure(frames: int, latent: int, steps: int, per_call: int) -> dict:
     import comfy.sample
     import comfy.sd
     import torch
+    from animdiff.animate.model import apply_motion_module
     from animdiff.motion_module import load_motion_module
-    from animdiff.motion_module.patcher import apply_motion_module
-    from animdiff.sampling.context import ContextOptions, context_windows
+    from animdiff.sampling.windows.plan import ContextOptions, context_windows
     from weights import checkpoint_path, motion_module_path
 
     import nodes

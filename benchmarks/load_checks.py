@@ -37,7 +37,7 @@ def main() -> None:
     import safetensors.torch
     import torch
     from animdiff.motion_module import load_motion_module
-    from animdiff.motion_module.checkpoint import check_finite, content_hash
+    from animdiff.weight_files import check_finite, content_hash
 
     torch.set_num_threads(args.threads)
     tensors = {k: v.clone() for k, v in safetensors.torch.load_file(args.file).items()}  # in memory, as after reading

@@ -39,8 +39,10 @@ def functions() -> list[tuple[str, object]]:
     """(label, function): the pack's per-call and per-window work, and the big blocks (matched by code object)."""
     import comfy.samplers
     import einops
-    from animdiff.motion_module import injection, patcher, transformer
-    from animdiff.sampling import context, windowed
+    from animdiff.animate import model as patcher
+    from animdiff.motion_module import injection, transformer
+    from animdiff.sampling.windows import evaluation as windowed
+    from animdiff.sampling.windows import plan as context
     from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
 
     return [
@@ -64,9 +66,9 @@ def setup(windowed: bool):
 
     import_pack()
     import comfy.sd
+    from animdiff.animate.model import apply_motion_module
     from animdiff.motion_module import load_motion_module
-    from animdiff.motion_module.patcher import apply_motion_module
-    from animdiff.sampling.context import ContextOptions
+    from animdiff.sampling.windows.plan import ContextOptions
     from weights import checkpoint_path, motion_module_path
 
     import nodes
@@ -183,13 +185,14 @@ def per_call(repeats: int):
     model, animated, positive, negative = setup(windowed=False)
     import comfy.patcher_extension
     import torch
+    from animdiff.animate.model import check_finite_output
     from animdiff.motion_module import load_motion_module
     from animdiff.motion_module.injection import motion_injected, placements
-    from animdiff.motion_module.patcher import KEY, check_finite_output
+    from animdiff.touchpoints import WrapperKeys
     from weights import motion_module_path
 
     unet = model.model.diffusion_model
-    (wrapper,) = animated.get_wrappers(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, KEY)
+    (wrapper,) = animated.get_wrappers(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WrapperKeys.MOTION_MODULE)
     networks = {"v2": wrapper.motion_module.network,
                 "v1": load_motion_module(motion_module_path("mm_v1_random.safetensors")).network}
     frames, videos = 16, 2

@@ -227,7 +227,7 @@ def memory_peak(pid: int) -> PolledPeak:
 
 def timed_windows(frames: int, steps: int) -> int:
     """Windows our 16/4 uniform plan evaluates in the timed steps (indices 1..steps, after the warm-up step 0)."""
-    from animdiff.sampling.context import ContextOptions, context_windows
+    from animdiff.sampling.windows.plan import ContextOptions, context_windows
 
     options = ContextOptions(16, 4, schedule="uniform", fuse_method="pyramid")
     return sum(len(context_windows(frames, options, step)) for step in range(1, steps + 1))

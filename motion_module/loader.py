@@ -9,8 +9,7 @@ import comfy.model_management
 import comfy.model_patcher
 import torch
 
-from ..errors import FileError
-from .checkpoint import content_hash, read_state_dict
+from ..weight_files import FileHash, check_layout, read_state_dict
 from .config import MotionModuleConfig
 from .layout import recognise
 from .network import MotionNetwork
@@ -28,24 +27,7 @@ def build_motion_network(state_dict: dict[str, torch.Tensor], source: str, versi
     network = MotionNetwork(config, dtype=dtype)
     check_layout(state_dict, network.state_dict(), source, f"{config.version} motion-module")
     network.load_state_dict(state_dict, strict=False)
-    network.content_hash = content_hash(state_dict)  # the weights as read, before any patching: a training state's identity
     return network.eval().requires_grad_(False)
-
-
-def check_layout(state_dict: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: str, layout: str) -> None:
-    """Refuse ``state_dict`` unless it has exactly ``expected``'s tensors and shapes (positional
-    encodings may be missing: they are computed); the error names ``source`` and the first problems."""
-    problems = []
-    for key, value in state_dict.items():
-        if key not in expected:
-            problems.append(f"unexpected tensor {key}")
-        elif value.shape != expected[key].shape:
-            problems.append(f"{key} has shape {list(value.shape)}, the {layout} layout needs {list(expected[key].shape)}")
-    missing = [k for k in expected if k not in state_dict and not k.endswith(".pos_encoder.pe")]
-    problems += [f"missing tensor {k}" for k in missing]
-    if problems:
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise FileError(source, f"does not match the {layout} layout: " + "; ".join(problems[:5]) + more)
 
 
 @dataclass(frozen=True)
@@ -107,7 +89,10 @@ def load_motion_patcher(path: str, version: str = "auto", disable_dynamic: bool 
     The weights are stored in ComfyUI's UNet dtype (``unet_dtype()``: the dtype it gives SD UNets, following
     ``--fp16-unet`` / ``--bf16-unet`` / ``--fp8_e4m3fn-unet``); they compute in the dtype of the UNet they run
     in, whatever that is (:class:`MotionNetwork`), so one loaded module serves models of any precision."""
-    network = build_motion_network(read_state_dict(Path(path)), Path(path).name, version, dtype=comfy.model_management.unet_dtype())
+    source = Path(path).name
+    network = build_motion_network(read_state_dict(Path(path)), source, version, dtype=comfy.model_management.unet_dtype())
+    # the weights as read, before any patching (a training state's identity): hashed only when training asks
+    network.content_hash = FileHash(path, lambda: recognise(read_state_dict(Path(path)), source, version)[0])
     return motion_patcher(network, (load_motion_patcher, (str(path), version)), disable_dynamic)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import comfy.ops
 from torch import nn
 
@@ -37,7 +39,7 @@ class MotionNetwork(nn.Module):
         self.down_blocks = nn.ModuleList(block(c, config.down_modules) for c in config.channels)
         self.mid_block = block(config.channels[-1], 1) if config.has_mid_block else None
         self.up_blocks = nn.ModuleList(block(c, config.up_modules) for c in reversed(config.channels))
-        self.content_hash: str | None = None  # of the weights as loaded from a file (set by the loader)
+        self.content_hash: Callable[[], str] | None = None  # of the weights as read from a file (set by the loader: a FileHash)
 
     def module_at(self, key: str) -> TemporalModule:
         """The module for a key such as ``"up_blocks.1.motion_modules.2"``."""

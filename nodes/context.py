@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..sampling.context import FUSE_METHODS, SCHEDULES, ContextOptions
-from ..sampling.windowed import use_context_windows
+from ..animate.views import apply_context_options
+from ..sampling.windows.plan import FUSE_METHODS, SCHEDULES, ContextOptions
 from .motion import CATEGORY
 
 
@@ -35,11 +35,11 @@ class AnimDiffContextOptions:
                                                       "apart, which keep distant parts of a long video consistent."}),
                 "closed_loop": ("BOOLEAN", {"default": False,
                                             "tooltip": "Windows wrap around the end so the last frames blend into the first: for seamless loops."}),
-                "schedule": (SCHEDULES, {"default": "uniform",
+                "schedule": (list(SCHEDULES), {"default": "uniform",
                                          "tooltip": "uniform: sliding windows shifted differently at every step, so seams never stay put. "
                                                     "static: the same sliding windows at every step. batched: back-to-back windows "
                                                     "(ignores context_overlap and context_stride)."}),
-                "fuse_method": (FUSE_METHODS, {"default": "pyramid",
+                "fuse_method": (list(FUSE_METHODS), {"default": "pyramid",
                                                "tooltip": "How overlapping windows are blended per frame. pyramid: weight falls linearly to the "
                                                           "window edges. flat: plain average. gauss: Gaussian around the window centre. "
                                                           "relative: pyramid, but no fade at the first and last frames of the video."}),
@@ -80,9 +80,7 @@ class AnimDiffApplyContextOptions:
         }}
 
     def apply(self, model, context_options):
-        windowed = model.clone()
-        use_context_windows(windowed, context_options)
-        return (windowed,)
+        return (apply_context_options(model, context_options),)
 
 
 NODES = [AnimDiffContextOptions, AnimDiffApplyContextOptions]

@@ -13,7 +13,7 @@ from pathlib import Path
 import folder_paths
 
 from ..errors import FileError
-from ..motion_module.checkpoint import EXTENSIONS, TEMPORARY
+from ..weight_files import EXTENSIONS, TEMPORARY
 
 PACK_DIR = Path(__file__).resolve().parent.parent
 MOTION_MODELS = "animatediff_models"

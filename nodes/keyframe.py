@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..motion_module.strength import MotionKeyframe, add_keyframe
+from ..animate.strength import MotionKeyframe, add_keyframe
 from .motion import CATEGORY
 
 

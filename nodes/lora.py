@@ -6,8 +6,8 @@ import folder_paths
 
 from ..errors import FileError
 from ..image_model.domain_adapter import apply_domain_adapter
-from ..motion_module.checkpoint import read_state_dict
 from ..motion_module.lora import apply_motion_lora, parse_motion_lora
+from ..weight_files import read_state_dict
 from .folders import MOTION_LORAS, MOTION_MODELS, resolve
 from .motion import CATEGORY
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import folder_paths
 
+from ..animate.model import apply_motion_module
 from ..motion_module import VERSIONS, load_motion_module
-from ..motion_module.patcher import apply_motion_module
-from ..sampling.schedules import AUTOSELECT, BETA_SCHEDULES
+from ..sampling.noise.betas import AUTOSELECT, BETA_SCHEDULES
 from .folders import MOTION_MODELS, resolve
 
 CATEGORY = "AnimDiff"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..sampling.freeinit import FILTERS, NOISE_MODES, FreeInitOptions
-from ..sampling.noise import NOISE_TYPES, NoiseOptions
-from ..sampling.start import use_start
+from ..sampling.noise.freeinit import FILTERS, NOISE_MODES, FreeInitOptions
+from ..sampling.noise.initial import NOISE_TYPES, NoiseOptions
+from ..sampling.noise.start import use_start
 from .motion import CATEGORY
 
 
@@ -22,7 +22,7 @@ class AnimDiffNoise:
     def INPUT_TYPES(cls):
         return {"required": {
             "model": ("MODEL", {"tooltip": "Any model whose latent batch is a sequence of frames (animated or plain)."}),
-            "noise_type": (NOISE_TYPES, {"default": "FreeNoise",
+            "noise_type": (list(NOISE_TYPES), {"default": "FreeNoise",
                                          "tooltip": "default: the sampler's noise as it is. constant: frame 0's noise on every frame. "
                                                     "repeated_context: the first context_length frames' noise, repeated. FreeNoise: later "
                                                     "windows reuse the first window's noise, shuffled in chunks of window_stride frames. "
@@ -62,7 +62,7 @@ class AnimDiffFreeInit:
             "model": ("MODEL", {"tooltip": "The animated model (with or without context options)."}),
             "iterations": ("INT", {"default": 3, "min": 1, "max": 10,
                                    "tooltip": "Sampling passes (1 = plain sampling). Each costs a full sampling run."}),
-            "filter": (FILTERS, {"default": "butterworth",
+            "filter": (list(FILTERS), {"default": "butterworth",
                                  "tooltip": "Low-pass filter over frames x height x width: butterworth (smooth, sharper with order), "
                                             "gaussian (smoothest), ideal (hard sphere), box (hard cuboid)."}),
             "order": ("INT", {"default": 4, "min": 1, "max": 16, "tooltip": "butterworth only: higher is closer to ideal."}),

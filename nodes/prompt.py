@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..sampling.frame_schedule import INTERPOLATIONS
-from ..sampling.prompt_schedule import prompt_schedule
+from ..sampling.prompts.frames import INTERPOLATIONS
+from ..sampling.prompts.schedule import prompt_schedule
 from .motion import CATEGORY
 
 EXAMPLE = '0: a cat on a sofa\n16: a cat jumping\n32: a dog on a sofa\n-1: an empty sofa'

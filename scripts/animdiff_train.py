@@ -30,8 +30,8 @@ from pack_import import import_pack  # noqa: E402
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     import_pack()
     import animdiff.training as training  # the stages, precisions and dtypes the trainer knows
-    from animdiff.motion_module.checkpoint import TEMPORARY
     from animdiff.nodes.folders import name_max
+    from animdiff.weight_files import TEMPORARY
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[1:]))
     parser.add_argument("--stage", choices=list(training.STAGES), required=True)

@@ -28,7 +28,7 @@ SMOKE_MODELS = PACK_DIR / ".cache" / "smoke-models"
 def weights_in(folders: list[Path]):
     """``(folder, file)`` for each weights file the pack can read (its checkpoint reader's extensions)."""
     import_pack()
-    from animdiff.motion_module.checkpoint import EXTENSIONS
+    from animdiff.weight_files import EXTENSIONS
 
     for folder in folders:
         if folder.is_dir():
@@ -41,8 +41,8 @@ def is_motion_module(path: Path) -> bool:
     """Recognised by the pack's own layout detection (the folder also holds domain adapters)."""
     import_pack()
     from animdiff.errors import FileError
-    from animdiff.motion_module.checkpoint import read_state_dict
     from animdiff.motion_module.layout import recognise
+    from animdiff.weight_files import read_state_dict
 
     try:
         recognise(read_state_dict(path), path.name)

@@ -46,7 +46,7 @@ def main() -> None:
     from pack_import import import_pack
 
     import_pack()
-    from animdiff.sampling.noise import NOISE_TYPES, NoiseOptions, frame_correlation, initial_noise
+    from animdiff.sampling.noise.initial import NOISE_TYPES, NoiseOptions, frame_correlation, initial_noise
 
     noise = torch.randn(FRAMES, 4, 64, 64, generator=torch.Generator().manual_seed(0))
     panels = []

@@ -9,8 +9,7 @@ import comfy.ops
 import comfy.utils
 import torch
 
-from ..motion_module.checkpoint import read_state_dict
-from ..motion_module.loader import check_layout
+from ..weight_files import check_layout, read_state_dict
 from .control import SparseCtrl, parse_frame_indices
 from .layout import recognise
 from .model import SparseControlNet

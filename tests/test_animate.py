@@ -6,10 +6,10 @@ import comfy.model_patcher
 import comfy.sample
 import pytest
 import torch
+from animdiff.animate.model import apply_motion_module
 from animdiff.errors import BaseModelError, FramesError
 from animdiff.motion_module import LoadedMotionModule, build_motion_network, load_motion_module
-from animdiff.motion_module.checkpoint import read_state_dict
-from animdiff.motion_module.patcher import apply_motion_module
+from animdiff.weight_files import read_state_dict
 from comfy_sampling import OWN, noise, sample
 from weights import motion_module_path
 

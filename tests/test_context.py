@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from animdiff.sampling.context import FUSE_METHODS, SCHEDULES, ContextOptions, context_windows, fuse_weights, ordered_halving
+from animdiff.sampling.windows.plan import FUSE_METHODS, SCHEDULES, ContextOptions, context_windows, fuse_weights, ordered_halving
 
 
 def spans(windows):

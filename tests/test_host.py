@@ -13,14 +13,14 @@ import comfy_extras.nodes_context_windows
 import pytest
 import safetensors.torch
 import torch
+from animdiff.animate.model import apply_motion_module
 from animdiff.errors import OptionsError
 from animdiff.motion_module import MotionNetwork, load_motion_module
 from animdiff.motion_module.config import BASE_CHANNELS
 from animdiff.motion_module.loader import LoadedMotionModule, motion_patcher
 from animdiff.motion_module.lora import LoRALayer, apply_motion_lora
-from animdiff.motion_module.patcher import apply_motion_module
-from animdiff.sampling.context import ContextOptions
-from animdiff.sampling.windowed import use_context_windows
+from animdiff.sampling.windows.evaluation import use_context_windows
+from animdiff.sampling.windows.plan import ContextOptions
 from comfy_sampling import OWN
 from training_models import conditioning, small_motion, small_motion_config, small_sd15
 

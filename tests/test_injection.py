@@ -15,9 +15,9 @@ import animdiff
 import comfy.sample
 import pytest
 import torch
+from animdiff.animate.model import apply_motion_module
 from animdiff.errors import FramesError
 from animdiff.motion_module.injection import INJECTIONS, TemporalModuleSlot, motion_injected
-from animdiff.motion_module.patcher import apply_motion_module
 from comfy_sampling import OWN
 from training_models import conditioning, small_motion, small_sd15
 

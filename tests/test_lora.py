@@ -9,13 +9,13 @@ import comfy.model_patcher
 import pytest
 import safetensors.torch
 import torch
+from animdiff.animate.model import apply_motion_module
 from animdiff.errors import FileError
 from animdiff.image_model.domain_adapter import apply_domain_adapter
 from animdiff.motion_module import LoadedMotionModule, MotionNetwork, load_motion_module
-from animdiff.motion_module.checkpoint import read_state_dict
 from animdiff.motion_module.config import official_config
 from animdiff.motion_module.lora import apply_motion_lora, parse_motion_lora
-from animdiff.motion_module.patcher import apply_motion_module
+from animdiff.weight_files import read_state_dict
 from comfy_sampling import OWN, noise, sample
 from manifests import manifest, meta_state_dict
 from reference import small_model

@@ -12,8 +12,8 @@ import safetensors.torch
 import torch
 from animdiff.errors import FileError, NonFiniteError
 from animdiff.motion_module import MotionNetwork, build_motion_network
-from animdiff.motion_module.checkpoint import read_state_dict
 from animdiff.motion_module.layout import detect_config, to_original_keys
+from animdiff.weight_files import read_state_dict
 from manifests import MOTION_MODULES, manifest, meta_state_dict
 from reference import SMALL, diffusers_adapter, diffusers_module, small_model
 

@@ -8,13 +8,13 @@ import dataclasses
 
 import pytest
 import torch
+from animdiff.animate.model import apply_motion_module
+from animdiff.animate.strength import MotionKeyframe, add_keyframe
 from animdiff.errors import FramesError, OptionsError
 from animdiff.motion_module import TemporalModule
-from animdiff.motion_module.patcher import apply_motion_module
-from animdiff.motion_module.strength import MotionKeyframe, add_keyframe
 from animdiff.nodes.keyframe import AnimDiffMotionKeyframe
-from animdiff.sampling.context import ContextOptions, context_windows
-from animdiff.sampling.windowed import use_context_windows
+from animdiff.sampling.windows.evaluation import use_context_windows
+from animdiff.sampling.windows.plan import ContextOptions, context_windows
 from comfy_sampling import OWN, noise, sample
 from einops import rearrange
 
@@ -103,7 +103,7 @@ def test_each_window_uses_its_own_frames_values(sd15, conds, v3):
 
 
 def test_window_mask_per_frame_is_sliced():
-    from animdiff.motion_module.strength import MotionStrength
+    from animdiff.animate.strength import MotionStrength
 
     mask = torch.arange(24.0).view(24, 1, 1).expand(24, 4, 4)
     strength = MotionStrength(2.0, "0:1, -1:0.5", mask)

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import comfy.model_sampling
 import pytest
 import torch
-from animdiff.sampling import schedules
-from animdiff.sampling.freeinit import FILTERS, FreeInitOptions, low_pass_filter, mix_frequencies, reinitialised_noise
-from animdiff.sampling.noise import NoiseOptions, frame_correlation, free_noise, initial_noise
+from animdiff.sampling.noise import betas
+from animdiff.sampling.noise.freeinit import FILTERS, FreeInitOptions, low_pass_filter, mix_frequencies, reinitialised_noise
+from animdiff.sampling.noise.initial import NoiseOptions, frame_correlation, free_noise, initial_noise
 from diffusers import DDIMScheduler
 from diffusers.pipelines.free_init_utils import FreeInitMixin
 from diffusers.pipelines.free_noise_utils import AnimateDiffFreeNoiseMixin
@@ -94,7 +94,7 @@ def animatediff_schedule():
     class Eps(comfy.model_sampling.ModelSamplingDiscrete, comfy.model_sampling.EPS):
         pass
 
-    sampling = schedules.model_sampling_for(schedules.SQRT_LINEAR, Eps())
+    sampling = betas.model_sampling_for(betas.SQRT_LINEAR, Eps())
     return sampling, DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="linear", num_train_timesteps=1000)
 
 

@@ -20,9 +20,9 @@ import functools
 import comfy.model_patcher
 import pytest
 import torch
+from animdiff.animate.model import apply_motion_module
 from animdiff.motion_module import LoadedMotionModule, MotionNetwork
 from animdiff.motion_module.attention import PositionalEncoding, sinusoidal_encoding
-from animdiff.motion_module.patcher import apply_motion_module
 from comfy_sampling import OWN, noise, sample
 from training_models import conditioning, small_motion, small_sd15
 

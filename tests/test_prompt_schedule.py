@@ -14,8 +14,8 @@ import pytest
 import torch
 from animdiff.errors import FramesError, OptionsError
 from animdiff.nodes.prompt import AnimDiffPromptSchedule
-from animdiff.sampling.frame_schedule import blend, frame_values, parse_keyframes, parse_numbers, resolve
-from animdiff.sampling.prompt_schedule import full_prompt, prompt_schedule
+from animdiff.sampling.prompts.frames import blend, frame_values, parse_keyframes, parse_numbers, place
+from animdiff.sampling.prompts.schedule import full_prompt, prompt_schedule
 from comfy_sampling import noise, sample
 
 import nodes
@@ -24,7 +24,7 @@ RED, BLUE, GREEN = "a red ball on grass", "a blue cube in snow", "a green tree a
 
 
 def entries(text, frames=16):
-    return [(frame, k.value) for frame, k in resolve(parse_keyframes(text), frames)]
+    return [(frame, k.value) for frame, k in place(parse_keyframes(text), frames)]
 
 
 def test_plain_quoted_and_equals_forms():
@@ -49,7 +49,7 @@ def test_negative_frames_count_from_the_end():
 ])
 def test_malformed_lines_are_quoted_in_the_error(text, problem):
     with pytest.raises(OptionsError, match=problem.replace('"', '.').replace("(", ".")):
-        resolve(parse_keyframes(text), 16)
+        place(parse_keyframes(text), 16)
 
 
 def test_frame_past_the_video_names_its_line():

@@ -7,8 +7,8 @@ import pytest
 import torch
 from animdiff.errors import FileError
 from animdiff.motion_module.layout import detect_config
-from animdiff.sampling.schedules import LCM_SCHEDULE, LINEAR, MODEL_OWN, SQRT_LINEAR, model_sampling_for, resolve
-from animdiff.sampling.windowed import current_step
+from animdiff.sampling.noise.betas import LCM_SCHEDULE, LINEAR, MODEL_OWN, SQRT_LINEAR, model_sampling_for, schedule_for
+from animdiff.sampling.windows.evaluation import current_step
 from comfy_extras.nodes_model_advanced import LCM
 from manifests import meta_state_dict
 
@@ -44,7 +44,7 @@ def test_prediction_type_is_kept_and_lcm_is_distilled():
 
 
 def test_autoselect_follows_the_version():
-    assert [resolve("autoselect", v) for v in ("v1", "v3", "sdxl", "hotshotxl", "animatelcm")] == [
+    assert [schedule_for("autoselect", v) for v in ("v1", "v3", "sdxl", "hotshotxl", "animatelcm")] == [
         SQRT_LINEAR, SQRT_LINEAR, LINEAR, MODEL_OWN, LCM_SCHEDULE]
 
 
@@ -54,8 +54,8 @@ def test_non_discrete_models_only_keep_their_own():
 
 
 def test_step_is_the_sigma_interval_so_midpoint_evaluations_stay_in_their_step():
-    options = {"transformer_options": {"sample_sigmas": torch.tensor([14.6, 7.0, 3.0, 1.0, 0.0])}}
-    assert [current_step(torch.tensor([t]), options) for t in (14.6, 9.0, 7.0, 5.0, 3.0, 0.5)] == [0, 0, 1, 1, 2, 3]
+    sample_sigmas = torch.tensor([14.6, 7.0, 3.0, 1.0, 0.0])
+    assert [current_step(torch.tensor([t]), sample_sigmas) for t in (14.6, 9.0, 7.0, 5.0, 3.0, 0.5)] == [0, 0, 1, 1, 2, 3]
 
 
 def test_incomplete_module_is_a_clear_error():

@@ -12,7 +12,7 @@ import comfy.supported_models
 import pytest
 import torch
 from animdiff.errors import BaseModelError, FileError, FramesError, OptionsError
-from animdiff.sampling.windowed import slice_control
+from animdiff.sampling.windows.evaluation import slice_control
 from animdiff.sparsectrl import SparseControlNet, SparseCtrl, build_sparse_controlnet, keyframe_positions, parse_frame_indices, recognise
 from einops import rearrange
 from manifests import manifest, meta_state_dict

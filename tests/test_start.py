@@ -6,13 +6,13 @@ import comfy.patcher_extension
 import comfy.sample
 import pytest
 import torch
-from animdiff.motion_module.patcher import apply_motion_module
-from animdiff.sampling import schedules
-from animdiff.sampling.context import ContextOptions
-from animdiff.sampling.freeinit import FreeInitOptions
-from animdiff.sampling.noise import NoiseOptions, initial_noise
-from animdiff.sampling.start import use_start
-from animdiff.sampling.windowed import use_context_windows
+from animdiff.animate.model import apply_motion_module
+from animdiff.animate.views import apply_context_options
+from animdiff.sampling.noise import betas
+from animdiff.sampling.noise.freeinit import FreeInitOptions
+from animdiff.sampling.noise.initial import NoiseOptions, initial_noise
+from animdiff.sampling.noise.start import use_start
+from animdiff.sampling.windows.plan import ContextOptions
 from diffusers import DDIMScheduler
 from diffusers.pipelines.free_init_utils import FreeInitMixin
 from einops import rearrange
@@ -33,7 +33,7 @@ def models():
 
 @pytest.fixture(scope="module")
 def animated(models):
-    return apply_motion_module(*models, schedules.SQRT_LINEAR)
+    return apply_motion_module(*models, betas.SQRT_LINEAR)
 
 
 def noise(frames: int, seed: int = 0) -> torch.Tensor:
@@ -119,7 +119,7 @@ def test_vid2vid_second_pass_with_nothing_kept_repeats_the_first(animated):
 
 
 def test_freeinit_and_free_noise_with_context_windows(models):
-    windowed = apply_motion_module(*models, schedules.SQRT_LINEAR, context_options=ContextOptions(8, 2, schedule="static"))
+    windowed = apply_motion_module(*models, betas.SQRT_LINEAR, context_options=ContextOptions(8, 2, schedule="static"))
     model = with_start(with_start(windowed, freeinit=FreeInitOptions(iterations=2)), noise=NoiseOptions("FreeNoise", 8, 6))
     model, passes = record_passes(model)
     x = noise(20, 2)
@@ -130,7 +130,7 @@ def test_freeinit_and_free_noise_with_context_windows(models):
 
 def test_views_up_to_context_length_are_exactly_no_windows(models, animated):
     x = noise(8, 3)
-    views = apply_motion_module(*models, schedules.SQRT_LINEAR, context_options=ContextOptions(8, 2, views=True))
+    views = apply_motion_module(*models, betas.SQRT_LINEAR, context_options=ContextOptions(8, 2, views=True))
     assert torch.equal(sample(views, x), sample(animated, x))
 
 
@@ -143,7 +143,7 @@ def test_views_run_image_layers_on_all_frames_and_motion_modules_in_windows(mode
         return executor(x, *args, **kwargs)
 
     options = ContextOptions(8, 2, schedule="static", views=True)
-    model = apply_motion_module(*models, schedules.SQRT_LINEAR, context_options=options)
+    model = apply_motion_module(*models, betas.SQRT_LINEAR, context_options=options)
     model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "test", unet_calls)
     hooks = [m.register_forward_pre_hook(lambda _m, args: motion_frames.append(args[1]))
              for m in models[1].network.modules() if type(m).__name__ == "TemporalTransformer"]
@@ -154,7 +154,7 @@ def test_views_run_image_layers_on_all_frames_and_motion_modules_in_windows(mode
         for hook in hooks:
             hook.remove()
     assert unet_batches == [40] and set(motion_frames) == {8}
-    whole_model_windows = sample(apply_motion_module(*models, schedules.SQRT_LINEAR, context_options=ContextOptions(8, 2, schedule="static")),
+    whole_model_windows = sample(apply_motion_module(*models, betas.SQRT_LINEAR, context_options=ContextOptions(8, 2, schedule="static")),
                                  x, steps=1)
     assert torch.isfinite(result).all() and not torch.allclose(result, whole_model_windows, atol=1e-4)
 
@@ -178,4 +178,4 @@ def test_views_fuse_each_windows_temporal_residual(models):
 
 def test_views_need_a_motion_module(models):
     with pytest.raises(ValueError, match="views window only the motion modules"):
-        use_context_windows(models[0].clone(), ContextOptions(views=True))
+        apply_context_options(models[0], ContextOptions(views=True))

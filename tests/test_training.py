@@ -17,15 +17,15 @@ import numpy as np
 import pytest
 import safetensors
 import torch
+from animdiff.animate.model import apply_motion_module
 from animdiff.errors import FileError, TrainingStateError
 from animdiff.image_model.domain_adapter import apply_domain_adapter
 from animdiff.motion_module import MotionNetwork, load_motion_module
-from animdiff.motion_module.checkpoint import read_state_dict
 from animdiff.motion_module.config import BASE_CHANNELS, official_config
 from animdiff.motion_module.lora import apply_motion_lora, parse_motion_lora
-from animdiff.motion_module.patcher import apply_motion_module
-from animdiff.sampling import schedules
+from animdiff.sampling.noise import betas
 from animdiff.training import TrainConfig, TrainingClips, clips_from_images, encode_clips, noise_prediction_loss, stages, train
+from animdiff.weight_files import read_state_dict
 from manifests import manifest
 from random_weights import SD15_UNET
 from training_models import conditioning, frozen_snapshot, moving_square, small_motion, small_motion_config, small_sd15, tiny_clip, tiny_vae
@@ -37,7 +37,7 @@ FRAMES = 8
 STEPS = 16
 LEARNING_RATE = {"motion_lora": 5e-2, "domain_adapter": 3e-2, "motion_module": 2e-2}
 CONDS = (conditioning(1), conditioning(2))  # positive, negative for sampling
-OWN = schedules.MODEL_OWN
+OWN = betas.MODEL_OWN
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
@@ -123,7 +123,7 @@ def test_motion_lora_file_loads_and_changes_the_sampled_output(runs, models, tmp
     assert torch.equal(sample(apply_motion_module(model, apply_motion_lora(motion_module, lora, path.name, 0.0), OWN)), plain)
     metadata = safetensors.safe_open(str(path), "pt").metadata()
     assert (metadata["stage"], metadata["rank"], metadata["steps"], metadata["base"]) == ("motion_lora", "4", str(STEPS), "SD1.5")
-    assert metadata["beta_schedule"] == schedules.SQRT_LINEAR  # what AnimDiffApplyMotionModule autoselects for v3
+    assert metadata["beta_schedule"] == betas.SQRT_LINEAR  # what AnimDiffApplyMotionModule autoselects for v3
 
 
 def test_domain_adapter_file_loads_and_changes_the_sampled_output(runs, models, tmp_path):
@@ -269,7 +269,7 @@ def test_loss_is_the_ddpm_noise_prediction_mse_on_the_animatediff_schedule(v_pre
 
     model = small_sd15(seed=5, v_prediction=v_prediction, mult=MULT)
     patched = model.clone()
-    patched.add_object_patch("model_sampling", schedules.model_sampling_for(schedules.SQRT_LINEAR, model.get_model_object("model_sampling")))
+    patched.add_object_patch("model_sampling", betas.model_sampling_for(betas.SQRT_LINEAR, model.get_model_object("model_sampling")))
     comfy.model_management.load_models_gpu([patched])
     sampling = patched.model.model_sampling
     gen = torch.Generator().manual_seed(0)

@@ -15,10 +15,10 @@ import comfy.sample
 import node_helpers
 import pytest
 import torch
-from animdiff.motion_module.patcher import apply_motion_module
-from animdiff.sampling import schedules
-from animdiff.sampling.context import ContextOptions, context_windows
-from animdiff.sampling.windowed import WindowedEvaluation, windows_that_fit
+from animdiff.animate.model import apply_motion_module
+from animdiff.sampling.noise import betas
+from animdiff.sampling.windows.evaluation import WindowedEvaluation, windows_that_fit
+from animdiff.sampling.windows.plan import ContextOptions, context_windows
 from animdiff.sparsectrl import SparseCtrl, build_sparse_controlnet
 from random_weights import random_tensors
 from test_sparsectrl import diffusers_sparsectrl
@@ -60,7 +60,7 @@ def batched_and_one_by_one(models, options: ContextOptions, conds=CONDS, x=None,
     x = noise() if x is None else x
     results, calls = {}, {}
     for per_call in per_calls:
-        animated = apply_motion_module(*models, schedules.SQRT_LINEAR,
+        animated = apply_motion_module(*models, betas.SQRT_LINEAR,
                                        context_options=dataclasses.replace(options, windows_per_call=per_call), **motion)
         model, count = unet_calls(animated)
         results[per_call] = comfy.sample.sample(model, x, steps, 5.0, "euler", "normal", *conds, torch.zeros_like(x), seed=7,
@@ -129,7 +129,7 @@ def test_sparsectrl_keyframes_run_one_window_per_call(models):
     conds = nodes.ControlNetApplyAdvanced().apply_controlnet(*CONDS, control, images, 0.8, 0.0, 1.0)
     x, results = noise(), []
     for per_call in (0, 1):
-        animated = apply_motion_module(*models, schedules.SQRT_LINEAR, context_options=dataclasses.replace(UNIFORM, windows_per_call=per_call))
+        animated = apply_motion_module(*models, betas.SQRT_LINEAR, context_options=dataclasses.replace(UNIFORM, windows_per_call=per_call))
         model, count = unet_calls(animated)
         results.append(comfy.sample.sample(model, x, 2, 5.0, "euler", "normal", *conds, torch.zeros_like(x), seed=7, disable_pbar=True))
         assert len(count) == sum(len(context_windows(FRAMES, UNIFORM, step)) for step in range(2))

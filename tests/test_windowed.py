@@ -8,9 +8,9 @@ import comfy.sampler_helpers
 import node_helpers
 import pytest
 import torch
-from animdiff.motion_module.patcher import apply_motion_module
-from animdiff.sampling.context import ContextOptions, context_windows
-from animdiff.sampling.windowed import use_context_windows
+from animdiff.animate.model import apply_motion_module
+from animdiff.sampling.windows.evaluation import use_context_windows
+from animdiff.sampling.windows.plan import ContextOptions, context_windows
 from comfy_sampling import OWN, noise, sample
 
 import nodes

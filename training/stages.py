@@ -31,6 +31,7 @@ import comfy.utils
 import torch
 from torch import nn
 
+from ..animate.model import apply_motion_module
 from ..errors import TrainingError
 from ..motion_module.attention import TemporalAttention
 from ..motion_module.config import MotionModuleConfig
@@ -38,9 +39,8 @@ from ..motion_module.injection import sd_unet
 from ..motion_module.loader import LoadedMotionModule
 from ..motion_module.loader import motion_patcher as core_motion_patcher
 from ..motion_module.network import MotionNetwork
-from ..motion_module.patcher import KEY as MOTION_KEY
-from ..motion_module.patcher import apply_motion_module
-from ..sampling import schedules
+from ..sampling.noise import betas
+from ..touchpoints import WrapperKeys
 
 PROJECTIONS = ("to_q", "to_k", "to_v", "to_out")
 # diffusers UNet weight names of the image model's attention projections
@@ -182,7 +182,7 @@ def describe_model(model: comfy.model_patcher.ModelPatcher) -> str:
 def check_image_model(model: comfy.model_patcher.ModelPatcher) -> None:
     if sd_unet(model) is None:
         raise TrainingError(f"training needs an SD1.5/SDXL UNet model, not a {describe_model(model)} model")
-    if model.get_wrappers(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, MOTION_KEY):
+    if model.get_wrappers(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WrapperKeys.MOTION_MODULE):
         raise TrainingError("training: this MODEL already has a motion module applied; pass the plain model "
                          "(the trainer inserts the motion module itself)")
 
@@ -203,7 +203,7 @@ def setup_motion_lora(model: comfy.model_patcher.ModelPatcher, motion_module: Lo
     animated = apply_motion_module(model, trained, beta_schedule)
     guard_inference_weights(animated)
     info = {"rank": str(rank), "base": motion_module.config.base, "motion_module": motion_module.name, "motion_module_version": motion_module.config.version,
-            "beta_schedule": schedules.resolve(beta_schedule, motion_module.config.version),
+            "beta_schedule": betas.schedule_for(beta_schedule, motion_module.config.version),
             "format": MotionLoRAStage.file_format}
     return Setup("motion_lora", animated, parameters, True, lambda: cpu_tensors(parameters), info,
                  [model.model, motion_module.network], lambda: motion_checkpointable(model, motion_module.network), trained)
@@ -219,8 +219,8 @@ def setup_domain_adapter(model: comfy.model_patcher.ModelPatcher, rank: int, gen
     parameters = attach_loras(patcher, targets, rank, generator, patcher.load_device)
     guard_inference_weights(patcher, skip=set(targets.values()))
     version = "sdxl" if isinstance(model.model, comfy.model_base.SDXL) else "v3"  # the adapter is part of v3 (SD1.5)
-    schedule = schedules.resolve(beta_schedule, version)
-    sampling = schedules.model_sampling_for(schedule, model.get_model_object("model_sampling"))
+    schedule = betas.schedule_for(beta_schedule, version)
+    sampling = betas.model_sampling_for(schedule, model.get_model_object("model_sampling"))
     if sampling is not None:
         patcher.add_object_patch("model_sampling", sampling)
     info = {"rank": str(rank), "base": "SDXL" if version == "sdxl" else "SD1.5", "beta_schedule": schedule,
@@ -248,7 +248,7 @@ def setup_motion_module(model: comfy.model_patcher.ModelPatcher, motion_module: 
     parameters = dict(sorted(trainable.named_parameters()))
     config = trainable.config
     info = {"base": config.base, "motion_module_version": config.version, "motion_module": name, "origin": origin,
-            "beta_schedule": schedules.resolve(beta_schedule, config.version),
+            "beta_schedule": betas.schedule_for(beta_schedule, config.version),
             "format": MotionModuleStage.file_format}
     return Setup("motion_module", animated, parameters, True, lambda: cpu_tensors(trainable.state_dict()), info,
                  [model.model], lambda: motion_checkpointable(model, trainable), trained)

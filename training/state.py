@@ -21,7 +21,7 @@ import safetensors
 import torch
 
 from ..errors import FileError, NonFiniteError, TrainingStateError
-from ..motion_module.checkpoint import check_finite, first_line, has_signature, write_atomically
+from ..weight_files import check_finite, first_line, has_signature, write_atomically
 
 FORMAT = "animdiff-training-state"
 VERSION = 2  # 2: the run's identity (motion module hash, run id)

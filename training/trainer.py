@@ -37,10 +37,10 @@ import safetensors.torch
 import torch
 
 from ..errors import TrainingError, TrainingStateError
-from ..motion_module.checkpoint import content_hash, write_atomically
 from ..motion_module.config import MotionModuleConfig
 from ..motion_module.loader import LoadedMotionModule
-from ..sampling import schedules
+from ..sampling.noise import betas
+from ..weight_files import content_hash, write_atomically
 from . import stages
 from .clips import TrainingClips
 from .state import START_OVER, TrainingState
@@ -65,7 +65,7 @@ class TrainConfig:
     grad_accumulation: int = 1
     weight_decay: float = 1e-2  # AdamW, as the original training
     max_grad_norm: float | None = 1.0
-    beta_schedule: str = schedules.AUTOSELECT
+    beta_schedule: str = betas.AUTOSELECT
     precision: str = "auto"  # auto (bf16 on CUDA if supported, else fp16; fp32 on the CPU) | fp32 | bf16 | fp16
     gradient_checkpointing: bool = False
     checkpoint_every: int = 0  # optimizer steps between training-state files (0: only at the end, if a path is given)
@@ -87,8 +87,8 @@ class TrainConfig:
             problems.append(f"precision must be one of {', '.join(PRECISIONS)}")
         if self.save_dtype not in DTYPES:
             problems.append(f"save_dtype must be one of {', '.join(DTYPES)}")
-        if self.beta_schedule not in schedules.BETA_SCHEDULES:
-            problems.append(f"beta_schedule must be one of {schedules.BETA_SCHEDULES}")
+        if self.beta_schedule not in betas.BETA_SCHEDULES:
+            problems.append(f"beta_schedule must be one of {betas.BETA_SCHEDULES}")
         if problems:
             raise TrainingError("training: " + "; ".join(problems))
 
@@ -154,7 +154,7 @@ def prediction_kind(model_sampling) -> str:
     """``"eps"`` or ``"v"``: the model's prediction type; other kinds (LCM, x0, flow) cannot be trained here."""
     if not isinstance(model_sampling, comfy.model_sampling.ModelSamplingDiscrete):
         raise TrainingError(f"training needs a discrete-timestep (SD-style) model, not {type(model_sampling).__name__}")
-    kind = schedules.prediction_type(model_sampling)
+    kind = betas.prediction_type(model_sampling)
     if kind is comfy.model_sampling.EPS:
         return "eps"
     if kind is comfy.model_sampling.V_PREDICTION:
@@ -432,10 +432,11 @@ class Run:
 
 
 def motion_identity(motion_module: LoadedMotionModule | MotionModuleConfig | None) -> dict | None:
-    """A motion module's identity for a training state: the content hash of its frozen weights (computed once when it
-    was loaded) and the MotionLoRAs on it; a new module's config."""
+    """A motion module's identity for a training state: the content hash of its frozen weights (of its file as read,
+    computed here on first use) and the MotionLoRAs on it; a new module's config."""
     if isinstance(motion_module, LoadedMotionModule):
-        content = motion_module.network.content_hash or content_hash(motion_module.network.state_dict())
+        file_hash = motion_module.network.content_hash
+        content = file_hash() if file_hash is not None else content_hash(motion_module.network.state_dict())
         return {"content": content, "loras": [[name, float(strength)] for name, strength in motion_module.loras]}
     if isinstance(motion_module, MotionModuleConfig):
         return {"content": f"new {dataclasses.asdict(motion_module)}", "loras": []}

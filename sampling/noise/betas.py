@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import comfy.model_sampling
 from comfy_extras.nodes_model_advanced import LCM, ModelSamplingDiscreteDistilled
 
-from ..errors import OptionsError
+from ...errors import OptionsError
 
 SQRT_LINEAR = "sqrt_linear (AnimateDiff)"
 LINEAR = "linear (AnimateDiff-SDXL / HotshotXL)"  # the name shared workflows use; betas per AnimateDiff-SDXL
@@ -32,7 +32,7 @@ AUTOSELECTED = {"v1": SQRT_LINEAR, "v2": SQRT_LINEAR, "v3": SQRT_LINEAR, "animat
                 "sdxl": LINEAR, "hotshotxl": MODEL_OWN}
 
 
-def resolve(schedule: str, version: str) -> str:
+def schedule_for(schedule: str, version: str) -> str:
     """The concrete schedule for a node's choice and a motion module's version."""
     if schedule not in BETA_SCHEDULES:
         raise OptionsError(f"unknown beta_schedule {schedule!r}; choose one of {BETA_SCHEDULES}")

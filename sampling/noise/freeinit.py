@@ -26,9 +26,8 @@ from dataclasses import dataclass
 import torch
 import torch.fft as fft
 
-from ..errors import OptionsError
+from ...errors import OptionsError
 
-FILTERS = ["butterworth", "ideal", "gaussian", "box"]
 NOISE_MODES = ["fresh", "same"]
 
 
@@ -45,41 +44,61 @@ class FreeInitOptions:
         if self.iterations < 1:
             raise OptionsError(f"iterations must be at least 1, got {self.iterations}")
         if self.filter not in FILTERS:
-            raise OptionsError(f"unknown filter {self.filter!r}; choose one of {FILTERS}")
+            raise OptionsError(f"unknown filter {self.filter!r}; choose one of {list(FILTERS)}")
         if self.noise not in NOISE_MODES:
             raise OptionsError(f"unknown noise mode {self.noise!r}; choose one of {NOISE_MODES}")
         if not (0.0 <= self.spatial_stop <= 1.0 and 0.0 <= self.temporal_stop <= 1.0):
             raise OptionsError(f"spatial_stop ({self.spatial_stop}) and temporal_stop ({self.temporal_stop}) must be in [0, 1]")
 
 
-def low_pass_filter(frames: int, height: int, width: int, options: FreeInitOptions) -> torch.Tensor:
-    """The low-pass mask ``(frames, height, width)`` in fftshift-ed order (zero frequency in the centre).
-
-    ``d²`` is the squared normalised distance from the centre, the temporal axis stretched by
-    ``d_s / d_t``; butterworth ``1 / (1 + (d²/d_s²)^n)``, gaussian ``exp(-d² / 2d_s²)``, ideal ``d² ≤ 2d_s``,
-    box: a cuboid of half-sizes ``round(H//2 · d_s)`` and ``round(T//2 · d_t)``.
-    """
+def box_filter(frames: int, height: int, width: int, options: FreeInitOptions) -> torch.Tensor:
+    """``box``: a cuboid of half-sizes ``round(H//2 · d_s)`` and ``round(T//2 · d_t)``."""
     d_s, d_t = options.spatial_stop, options.temporal_stop
     mask = torch.zeros(frames, height, width)
-    if d_s == 0 or d_t == 0:
-        return mask
-    if options.filter == "box":
-        s, t = round(int(height // 2) * d_s), round(frames // 2 * d_t)
-        cf, ch, cw = frames // 2, height // 2, width // 2
-        mask[cf - t:cf + t, ch - s:ch + s, cw - s:cw + s] = 1.0
-        return mask
+    s, t = round(int(height // 2) * d_s), round(frames // 2 * d_t)
+    cf, ch, cw = frames // 2, height // 2, width // 2
+    mask[cf - t:cf + t, ch - s:ch + s, cw - s:cw + s] = 1.0
+    return mask
 
+
+def squared_distance(frames: int, height: int, width: int, options: FreeInitOptions) -> torch.Tensor:
+    """``d²``: the squared normalised distance from the centre ``(frames, height, width)``, float64, the temporal axis
+    stretched by ``d_s / d_t``."""
     def axis(n: int, stretch: float = 1.0) -> torch.Tensor:
         return (stretch * (2 * torch.arange(n, dtype=torch.float64) / n - 1)) ** 2
 
-    d2 = axis(frames, d_s / d_t)[:, None, None] + axis(height)[None, :, None] + axis(width)[None, None, :]
-    if options.filter == "butterworth":
-        mask = 1 / (1 + (d2 / d_s**2) ** options.order)
-    elif options.filter == "gaussian":
-        mask = torch.exp(-1 / (2 * d_s**2) * d2)
-    else:  # ideal
-        mask = (d2 <= d_s * 2).double()
-    return mask.float()
+    stretch = options.spatial_stop / options.temporal_stop
+    return axis(frames, stretch)[:, None, None] + axis(height)[None, :, None] + axis(width)[None, None, :]
+
+
+def butterworth_filter(frames: int, height: int, width: int, options: FreeInitOptions) -> torch.Tensor:
+    """``butterworth``: ``1 / (1 + (d²/d_s²)^n)``."""
+    d2 = squared_distance(frames, height, width, options)
+    return (1 / (1 + (d2 / options.spatial_stop**2) ** options.order)).float()
+
+
+def gaussian_filter(frames: int, height: int, width: int, options: FreeInitOptions) -> torch.Tensor:
+    """``gaussian``: ``exp(-d² / 2d_s²)``."""
+    d2 = squared_distance(frames, height, width, options)
+    return torch.exp(-1 / (2 * options.spatial_stop**2) * d2).float()
+
+
+def ideal_filter(frames: int, height: int, width: int, options: FreeInitOptions) -> torch.Tensor:
+    """``ideal``: ``d² ≤ 2d_s``."""
+    d2 = squared_distance(frames, height, width, options)
+    return (d2 <= options.spatial_stop * 2).float()
+
+
+# filter name -> its low-pass mask (frames, height, width, options) in fftshift-ed order; the node's order
+FILTERS = {"butterworth": butterworth_filter, "ideal": ideal_filter, "gaussian": gaussian_filter, "box": box_filter}
+
+
+def low_pass_filter(frames: int, height: int, width: int, options: FreeInitOptions) -> torch.Tensor:
+    """The low-pass mask ``(frames, height, width)`` in fftshift-ed order (zero frequency in the centre), float32;
+    all zeros when a stop frequency is 0."""
+    if options.spatial_stop == 0 or options.temporal_stop == 0:
+        return torch.zeros(frames, height, width)
+    return FILTERS[options.filter](frames, height, width, options)
 
 
 def mix_frequencies(x: torch.Tensor, noise: torch.Tensor, low_pass: torch.Tensor) -> torch.Tensor:

@@ -26,9 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import OptionsError
-
-NOISE_TYPES = ["default", "constant", "repeated_context", "FreeNoise", "mixed"]
+from ...errors import OptionsError
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,7 @@ class NoiseOptions:
 
     def __post_init__(self):
         if self.noise_type not in NOISE_TYPES:
-            raise OptionsError(f"unknown noise_type {self.noise_type!r}; choose one of {NOISE_TYPES}")
+            raise OptionsError(f"unknown noise_type {self.noise_type!r}; choose one of {list(NOISE_TYPES)}")
         if self.context_length < 1 or self.stride < 1:
             raise OptionsError(f"context_length ({self.context_length}) and window_stride ({self.stride}) must be at least 1")
         if not 0.0 <= self.weight <= 1.0:
@@ -72,25 +70,41 @@ def frames_back(noise: torch.Tensor, ndim: int) -> torch.Tensor:
     return noise.movedim(0, 2) if ndim == 5 else noise
 
 
+def constant_noise(x: torch.Tensor, options: NoiseOptions, generator: torch.Generator) -> torch.Tensor:
+    """``constant``: ``ε_i = ε_0``."""
+    return x[:1].expand_as(x).clone()
+
+
+def repeated_context_noise(x: torch.Tensor, options: NoiseOptions, generator: torch.Generator) -> torch.Tensor:
+    """``repeated_context``: ``ε_i = ε_{i mod L}``."""
+    return x[torch.arange(x.shape[0]) % options.context_length]
+
+
+def free_noise_type(x: torch.Tensor, options: NoiseOptions, generator: torch.Generator) -> torch.Tensor:
+    """``FreeNoise``: :func:`free_noise` (computed on the CPU, where the generator is)."""
+    return free_noise(x.cpu(), options.context_length, options.stride, generator).to(x)
+
+
+def mixed_noise(x: torch.Tensor, options: NoiseOptions, generator: torch.Generator) -> torch.Tensor:
+    """``mixed``: ``ε_i = √(1-w)·ε_i + √w·η``."""
+    # one frame past the sampler's: ComfyUI draws its noise from this seed, so η must not be its frame 0
+    shared = torch.randn((x.shape[0] + 1, *x.shape[1:]), generator=generator)[-1].to(x)
+    return math.sqrt(1.0 - options.weight) * x + math.sqrt(options.weight) * shared
+
+
+# noise type -> its rewrite of the noise (frames first, the options, the seeded generator); None: unchanged. The node's order.
+NOISE_TYPES = {"default": None, "constant": constant_noise, "repeated_context": repeated_context_noise, "FreeNoise": free_noise_type,
+               "mixed": mixed_noise}
+
+
 def initial_noise(noise: torch.Tensor, options: NoiseOptions, seed: int | None) -> torch.Tensor:
     """The sampler's ``noise`` rewritten to ``options.noise_type``; ``seed`` (the sampler's) plus the seed
     offset drives FreeNoise's permutations and mixed's shared frame."""
-    if options.noise_type == "default" or not noise.any():
+    rewrite = NOISE_TYPES[options.noise_type]
+    if rewrite is None or not noise.any():
         return noise
-    x = frames_first(noise)
-    frames = x.shape[0]
     generator = torch.Generator().manual_seed((seed or 0) + options.seed_offset)
-    if options.noise_type == "constant":
-        out = x[:1].expand_as(x).clone()
-    elif options.noise_type == "repeated_context":
-        out = x[torch.arange(frames) % options.context_length]
-    elif options.noise_type == "FreeNoise":
-        out = free_noise(x.cpu(), options.context_length, options.stride, generator).to(x)
-    else:  # mixed
-        # one frame past the sampler's: ComfyUI draws its noise from this seed, so η must not be its frame 0
-        shared = torch.randn((frames + 1, *x.shape[1:]), generator=generator)[-1].to(x)
-        out = math.sqrt(1.0 - options.weight) * x + math.sqrt(options.weight) * shared
-    return frames_back(out, noise.ndim)
+    return frames_back(rewrite(frames_first(noise), options, generator), noise.ndim)
 
 
 def frame_correlation(noise: torch.Tensor) -> torch.Tensor:

@@ -15,10 +15,10 @@ import comfy.model_management
 import comfy.patcher_extension
 import torch
 
+from ...touchpoints import WrapperKeys
 from .freeinit import FreeInitOptions, reinitialised_noise
-from .noise import NoiseOptions, frames_back, frames_first, initial_noise
+from .initial import NoiseOptions, frames_back, frames_first, initial_noise
 
-KEY = "animdiff_start"
 OUTER_SAMPLE = comfy.patcher_extension.WrappersMP.OUTER_SAMPLE
 
 
@@ -80,7 +80,7 @@ class SamplingStart:
 def use_start(patcher, **settings) -> None:
     """Set the noise type (``noise=``) or FreeInit (``freeinit=``) of ``patcher`` (a clone the caller owns),
     keeping the other setting."""
-    current = patcher.get_wrappers(OUTER_SAMPLE, KEY)
+    current = patcher.get_wrappers(OUTER_SAMPLE, WrapperKeys.SAMPLING_START)
     start = dataclasses.replace(current[0] if current else SamplingStart(), **settings)
-    patcher.remove_wrappers_with_key(OUTER_SAMPLE, KEY)
-    patcher.add_wrapper_with_key(OUTER_SAMPLE, KEY, start)
+    patcher.remove_wrappers_with_key(OUTER_SAMPLE, WrapperKeys.SAMPLING_START)
+    patcher.add_wrapper_with_key(OUTER_SAMPLE, WrapperKeys.SAMPLING_START, start)

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import FramesError, OptionsError
+from ...errors import FramesError, OptionsError
 
 INTERPOLATIONS = ["linear", "hold"]
-KEY = re.compile(r'\s*(?:"(-?\d+)"|(-?\d+))\s*[:=]\s*')
+KEYFRAME = re.compile(r'\s*(?:"(-?\d+)"|(-?\d+))\s*[:=]\s*')
 SKIPPED_LINES = {"", "{", "}"}
 
 
@@ -64,7 +64,7 @@ def parse_keyframes(text: str, number: bool = False) -> list[Keyframe]:
             continue
         rest = line
         while rest:
-            match = KEY.match(rest)
+            match = KEYFRAME.match(rest)
             if match is None:
                 example = "0: 1.0, 8: 0.3" if number else '0: a cat  or  "0": "a cat"'
                 raise OptionsError(f"schedule line {line!r}: expected FRAME: VALUE, e.g. {example}")
@@ -92,7 +92,7 @@ def parse_numbers(text: str) -> list[Keyframe]:
     return keyframes
 
 
-def resolve(keyframes: list[Keyframe], frames: int) -> list[tuple[int, Keyframe]]:
+def place(keyframes: list[Keyframe], frames: int) -> list[tuple[int, Keyframe]]:
     """``(frame, keyframe)`` sorted by frame, negative frames counted from the end of ``frames``."""
     placed = {}
     for keyframe in keyframes:
@@ -134,7 +134,7 @@ def blend(key_frames: list[int], frames: int, interpolation: str) -> Blend:
 
 def frame_values(keyframes: list[Keyframe], frames: int) -> torch.Tensor:
     """A number schedule as one value per frame, linear between keyframes: ``(frames,)`` float32."""
-    placed = resolve(keyframes, frames)
+    placed = place(keyframes, frames)
     values = torch.tensor([number_of(k) for _, k in placed], dtype=torch.float64)
     b = blend([frame for frame, _ in placed], frames, "linear")
     return ((1 - b.t) * values[b.lower] + b.t * values[b.upper]).float()

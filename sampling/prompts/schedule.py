@@ -18,8 +18,8 @@ import math
 import torch
 from einops import repeat
 
-from ..errors import OptionsError
-from .frame_schedule import blend, parse_keyframes, resolve
+from ...errors import OptionsError
+from .frames import blend, parse_keyframes, place
 
 POOLED = "pooled_output"
 
@@ -68,7 +68,7 @@ def prompt_schedule(clip, text: str, frames: int, pre_text: str = "", app_text: 
     """CONDITIONING ``[[cond (frames, tokens, channels), {..., "pooled_output": (frames, dim)}]]`` for ``text``."""
     if frames < 1:
         raise OptionsError(f"frames must be at least 1, got {frames}")
-    placed = resolve(parse_keyframes(text), frames)
+    placed = place(parse_keyframes(text), frames)
     prompts = list(dict.fromkeys(full_prompt(k.value, pre_text, app_text) for _, k in placed))
     encoded = [encode(clip, p) for p in prompts]
     which = torch.tensor([prompts.index(full_prompt(k.value, pre_text, app_text)) for _, k in placed])

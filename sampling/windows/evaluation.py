@@ -27,9 +27,10 @@ import comfy.patcher_extension
 import torch
 from tqdm import tqdm
 
-from ..errors import OptionsError
-from .context import ContextOptions, context_windows, fuse_weights
-from .window_params import with_window
+from ...errors import OptionsError
+from ...touchpoints import OptionKeys, WrapperKeys
+from .params import with_window
+from .plan import ContextOptions, context_windows, fuse_weights
 
 
 def per_frame(value, frames: int) -> bool:
@@ -115,24 +116,13 @@ def slice_cond(cond: dict, index: torch.Tensor, frames: int, sliced: dict | None
     return out
 
 
-def current_step(timestep: torch.Tensor, model_options: dict) -> int:
+def current_step(timestep: torch.Tensor, sample_sigmas: torch.Tensor | None) -> int:
     """The sampling step whose sigma interval holds ``timestep`` (samplers that evaluate between two
-    sigmas, such as heun or dpmpp_2s, stay in the same step)."""
-    sigmas = model_options.get("transformer_options", {}).get("sample_sigmas")
-    if sigmas is None:
+    sigmas, such as heun or dpmpp_2s, stay in the same step); ``sample_sigmas``: the schedule
+    (``transformer_options["sample_sigmas"]``), 0 without one."""
+    if sample_sigmas is None:
         return 0
-    return max(int((sigmas.to(timestep.device) >= timestep.max()).sum()) - 1, 0)
-
-
-def motion_views(frames: int, options: ContextOptions, transformer_options: dict) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
-    """The windows of one UNet call for view-windowed motion modules: ``(frame index, fuse weight)`` per
-    window, or ``None`` when one window holds every frame (the motion modules then run unwindowed)."""
-    if frames <= options.context_length:
-        return None
-    sigma = transformer_options.get("sigmas")
-    step = 0 if sigma is None else current_step(sigma, {"transformer_options": transformer_options})
-    windows = context_windows(frames, options, step)
-    return [(torch.tensor(w), weight) for w, weight in zip(windows, fuse_weights(windows, frames, options.fuse_method), strict=True)]
+    return max(int((sample_sigmas.to(timestep.device) >= timestep.max()).sum()) - 1, 0)
 
 
 # ComfyUI's own context windows (node ContextWindowsManual and its Wan/LTXV variants) live here.
@@ -164,7 +154,7 @@ class WindowedEvaluation:
         frames, length = x_in.shape[0], self.options.context_length
         if frames <= length:
             return executor(model, conds, x_in, timestep, with_window(model_options, range(frames), frames, length), **kwargs)
-        windows = context_windows(frames, self.options, current_step(timestep, model_options))
+        windows = context_windows(frames, self.options, current_step(timestep, model_options.get("transformer_options", {}).get(OptionKeys.SAMPLE_SIGMAS)))
         weights = fuse_weights(windows, frames, self.options.fuse_method)
         out = [torch.zeros_like(x_in) for _ in conds]  # a None cond stays zeros, as in ComfyUI
         groups = calls(windows, self.per_call(model, conds, x_in, len(windows)))
@@ -208,16 +198,10 @@ class WindowedMemoryEstimate:
         return executor(model, noise_shape, conds, *args, **kwargs)
 
 
-KEY = "animdiff_context"
-
-
 def use_context_windows(patcher, options: ContextOptions) -> None:
     """Make ``patcher`` (a clone the caller owns) evaluate in ``options``' windows."""
-    if options.views:
-        raise OptionsError("views window only the motion modules' temporal attention, and this MODEL has no motion module: "
-                           "turn views off, or connect the context options to AnimDiffApplyMotionModule")
-    if patcher.get_wrappers(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, KEY):
+    if patcher.get_wrappers(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, WrapperKeys.CONTEXT_WINDOWS):
         raise OptionsError("this MODEL already samples in context windows; apply context options once")
     refuse_core_windows(patcher.model_options)
-    patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, KEY, WindowedEvaluation(options))
-    patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING, KEY, WindowedMemoryEstimate(options))
+    patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, WrapperKeys.CONTEXT_WINDOWS, WindowedEvaluation(options))
+    patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING, WrapperKeys.CONTEXT_WINDOWS, WindowedMemoryEstimate(options))

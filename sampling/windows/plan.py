@@ -37,10 +37,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import OptionsError
-
-SCHEDULES = ["uniform", "static", "batched"]
-FUSE_METHODS = ["pyramid", "flat", "gauss", "relative"]
+from ...errors import OptionsError
 
 
 @dataclass(frozen=True)
@@ -62,11 +59,11 @@ class ContextOptions:
         if self.context_stride < 1:
             raise OptionsError(f"context_stride must be at least 1, got {self.context_stride}")
         if self.schedule not in SCHEDULES:
-            raise OptionsError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
+            raise OptionsError(f"unknown schedule {self.schedule!r}; choose one of {list(SCHEDULES)}")
         if self.windows_per_call < 0:
             raise OptionsError(f"windows_per_call must be at least 0 (0: as many as fit in memory), got {self.windows_per_call}")
         if self.fuse_method not in FUSE_METHODS:
-            raise OptionsError(f"unknown fuse_method {self.fuse_method!r}; choose one of {FUSE_METHODS}")
+            raise OptionsError(f"unknown fuse_method {self.fuse_method!r}; choose one of {list(FUSE_METHODS)}")
 
 
 def ordered_halving(step: int) -> float:
@@ -99,18 +96,19 @@ def starts(frames: int, span: int, step: int, closed_loop: bool, shift: float) -
     return sorted({min(max(offset + i * step, 0), last) for i in range(-1, math.ceil(frames / step) + 1)})
 
 
-def context_windows(frames: int, options: ContextOptions, step: int = 0) -> list[list[int]]:
-    """Frame indices of each window at sampling step ``step``."""
-    length, overlap = options.context_length, options.context_overlap
-    if frames <= length:
-        return [list(range(frames))]
-    if options.schedule == "batched":
-        windows = [list(range(s, min(s + length, frames))) for s in range(0, frames, length)]
-        if options.closed_loop and frames % length:
-            windows[-1] = [i % frames for i in range(windows[-1][0], windows[-1][0] + length)]
-        return windows
-    stride = length - overlap
-    shift = ordered_halving(step) if options.schedule == "uniform" else 0.0
+def batched_windows(frames: int, options: ContextOptions, step: int) -> list[list[int]]:
+    """``batched``: consecutive windows without overlap, the last one shorter (wrapped to full length with ``closed_loop``)."""
+    length = options.context_length
+    windows = [list(range(s, min(s + length, frames))) for s in range(0, frames, length)]
+    if options.closed_loop and frames % length:
+        windows[-1] = [i % frames for i in range(windows[-1][0], windows[-1][0] + length)]
+    return windows
+
+
+def sliding_windows(frames: int, options: ContextOptions, shift: float) -> list[list[int]]:
+    """Overlapping windows (and, for ``context_stride`` > 1, windows of spaced frames), seams moved by ``shift``."""
+    length = options.context_length
+    stride = length - options.context_overlap
     windows = []
     for level in range(options.context_stride):
         spacing = 2 ** level
@@ -124,22 +122,64 @@ def context_windows(frames: int, options: ContextOptions, step: int = 0) -> list
     return windows
 
 
-def window_weights(window: list[int], frames: int, method: str) -> torch.Tensor:
-    """Unnormalised fuse weights of the frames of one window (all > 0)."""
+def static_windows(frames: int, options: ContextOptions, step: int) -> list[list[int]]:
+    """``static``: the same sliding windows at every step."""
+    return sliding_windows(frames, options, 0.0)
+
+
+def uniform_windows(frames: int, options: ContextOptions, step: int) -> list[list[int]]:
+    """``uniform``: the sliding windows, their seams moved by a different offset at each step."""
+    return sliding_windows(frames, options, ordered_halving(step))
+
+
+# schedule name -> its windows (frames, options, step); the node lists them in this order
+SCHEDULES = {"uniform": uniform_windows, "static": static_windows, "batched": batched_windows}
+
+
+def context_windows(frames: int, options: ContextOptions, step: int = 0) -> list[list[int]]:
+    """Frame indices of each window at sampling step ``step``."""
+    if frames <= options.context_length:
+        return [list(range(frames))]
+    return SCHEDULES[options.schedule](frames, options, step)
+
+
+def flat_weights(window: list[int], frames: int) -> torch.Tensor:
+    """``flat``: a plain average."""
+    return torch.ones(len(window))
+
+
+def gauss_weights(window: list[int], frames: int) -> torch.Tensor:
+    """``gauss``: a Gaussian around the window's centre (sigma a quarter of its length)."""
+    n = len(window)
+    centre, sigma = (n - 1) / 2, max(n / 4, 1.0)
+    return torch.exp(-0.5 * ((torch.arange(n, dtype=torch.float32) - centre) / sigma) ** 2)
+
+
+def pyramid_weights(window: list[int], frames: int) -> torch.Tensor:
+    """``pyramid``: falling linearly to the window's edges (1 at each edge)."""
     n = len(window)
     position = torch.arange(n, dtype=torch.float32)
-    if method == "flat":
-        return torch.ones(n)
-    if method == "gauss":
-        centre, sigma = (n - 1) / 2, max(n / 4, 1.0)
-        return torch.exp(-0.5 * ((position - centre) / sigma) ** 2)
-    pyramid = torch.minimum(position + 1, n - position)
-    if method == "relative":  # no fade towards the ends of the video itself
-        if window[0] == 0:
-            pyramid[: n // 2] = pyramid.max()
-        if window[-1] == frames - 1:
-            pyramid[n // 2:] = pyramid.max()
+    return torch.minimum(position + 1, n - position)
+
+
+def relative_weights(window: list[int], frames: int) -> torch.Tensor:
+    """``relative``: pyramid, without the fade towards the ends of the video itself."""
+    pyramid = pyramid_weights(window, frames)
+    n = len(window)
+    if window[0] == 0:
+        pyramid[: n // 2] = pyramid.max()
+    if window[-1] == frames - 1:
+        pyramid[n // 2:] = pyramid.max()
     return pyramid
+
+
+# fuse method name -> unnormalised weights of one window's frames (window, frames), all > 0; the node's order
+FUSE_METHODS = {"pyramid": pyramid_weights, "flat": flat_weights, "gauss": gauss_weights, "relative": relative_weights}
+
+
+def window_weights(window: list[int], frames: int, method: str) -> torch.Tensor:
+    """Unnormalised fuse weights of the frames of one window (all > 0)."""
+    return FUSE_METHODS[method](window, frames)
 
 
 def fuse_weights(windows: list[list[int]], frames: int, method: str) -> list[torch.Tensor]:

@@ -1,0 +1,1 @@
+"""Per-frame schedules: keyframed numbers and prompts (:mod:`.frames`) and prompt travel's conditioning (:mod:`.schedule`)."""
