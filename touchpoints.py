@@ -54,13 +54,13 @@ PATCHER = "comfy.model_patcher.ModelPatcher"
 TOUCHPOINTS: tuple[Touchpoint, ...] = (
     # The ModelPatcher: clones, wrappers, object patches, weight patches, additional models.
     T(f"{PATCHER}.__init__", ("model", "load_device", "offload_device"), "motion_module.loader, training"),
-    T(f"{PATCHER}.clone", (), "every node that returns a MODEL / MOTION_MODULE"),
-    T(f"{PATCHER}.add_wrapper_with_key", ("wrapper_type", "key", "wrapper"), "animate.model, sampling.windows.evaluation"),
-    T(f"{PATCHER}.get_wrappers", ("wrapper_type", "key"), "animate.model, sampling.windows.evaluation"),
+    T(f"{PATCHER}.clone", (), "nodes (every node that returns a MODEL / MOTION_MODULE)"),
+    T(f"{PATCHER}.add_wrapper_with_key", ("wrapper_type", "key", "wrapper"), "animate.model, sampling.windows.evaluation, sampling.noise.start"),
+    T(f"{PATCHER}.get_wrappers", ("wrapper_type", "key"), "animate.model, sampling.windows.evaluation, sampling.noise.start, training.stages"),
     T(f"{PATCHER}.set_additional_models", ("key", "models"), "animate.model"),
-    T(f"{PATCHER}.add_object_patch", ("name", "obj"), "animate.model (model_sampling)"),
-    T(f"{PATCHER}.get_model_object", ("name",), "animate.model"),
-    T(f"{PATCHER}.add_patches", ("patches", "strength_patch"), "motion_module.lora, domain adapter"),
+    T(f"{PATCHER}.add_object_patch", ("name", "obj"), "animate.model, training.stages (model_sampling)"),
+    T(f"{PATCHER}.get_model_object", ("name",), "animate.model, sampling.noise.start, training.stages"),
+    T(f"{PATCHER}.add_patches", ("patches", "strength_patch"), "motion_module.lora, image_model.domain_adapter"),
     T(f"{PATCHER}.add_weight_wrapper", ("name", "function"), "training (LoRA weight adapters)"),
     T(f"{PATCHER}.set_model_compute_dtype", ("dtype",), "training"),
     T("comfy.model_patcher.wipe_lowvram_weight", ("m",), "training"),
@@ -73,17 +73,17 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy_extras.nodes_context_windows.ContextWindowsManualNode", (), "sampling.windows.evaluation (model_options['context_handler'] "
       "is refused beside AnimDiff's windows)"),
     # Wrapper types and the functions they wrap (the wrapper receives the wrapped function's arguments).
-    T("comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL", (), "animate.model"),
+    T("comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL", (), "animate.model, training.stages"),
     T("comfy.patcher_extension.WrappersMP.CALC_COND_BATCH", (), "sampling.windows.evaluation"),
     T("comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING", (), "sampling.windows.evaluation"),
-    T("comfy.patcher_extension.WrappersMP.OUTER_SAMPLE", (), "noise (reads the noise tensor)"),
+    T("comfy.patcher_extension.WrappersMP.OUTER_SAMPLE", (), "sampling.noise.start (reads the noise tensor)"),
     T("comfy.ldm.modules.diffusionmodules.openaimodel.UNetModel._forward",
       ("x", "timesteps", "context", "y", "control", "transformer_options"), "animate.model (DIFFUSION_MODEL executor)"),
     T("comfy.samplers._calc_cond_batch", ("model", "conds", "x_in", "timestep", "model_options"), "sampling.windows.evaluation"),
     T("comfy.sampler_helpers._prepare_sampling", ("model", "noise_shape", "conds", "model_options"), "sampling.windows.evaluation"),
     # The UNet the motion modules go into.
     T("comfy.ldm.modules.diffusionmodules.openaimodel.forward_timestep_embed", ("ts", "x", "emb", "context", "transformer_options"),
-      "motion_module.injection (plain layers are called as layer(x))"),
+      "motion_module.injection (plain layers are called as layer(x)), sparsectrl.model"),
     T("comfy.ldm.modules.diffusionmodules.openaimodel.ResBlock", (), "motion_module.injection (in_layers/out_layers norms)"),
     T("comfy.ldm.modules.diffusionmodules.openaimodel.Upsample", (), "motion_module.injection"),
     T("comfy.ldm.modules.attention.SpatialTransformer", (), "motion_module.injection"),
@@ -92,15 +92,23 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy.ops.manual_cast.LayerNorm", (), "motion_module"),
     T("comfy.ops.manual_cast.GroupNorm", (), "motion_module"),
     # Model management and sampling objects.
-    T("comfy.model_management.get_torch_device", (), "motion_module.loader"),
-    T("comfy.model_management.unet_offload_device", (), "motion_module.loader"),
-    T("comfy.model_management.unet_dtype", ("model_params", "weight_dtype"), "motion_module.loader, sparsectrl.loader"),
-    T("comfy.model_management.throw_exception_if_processing_interrupted", (), "training (interrupt)"),
-    T("comfy.model_management.load_models_gpu", ("models",), "training"),
+    T("comfy.model_management.get_torch_device", (), "motion_module.loader, sparsectrl.loader, training.stages"),
+    T("comfy.model_management.unet_offload_device", (), "motion_module.loader, sparsectrl.loader"),
+    T("comfy.model_management.unet_dtype", ("model_params", "weight_dtype"), "motion_module.loader, sparsectrl.loader, training.stages"),
+    T("comfy.model_management.throw_exception_if_processing_interrupted", (), "training, nodes.train, sampling.noise.start (interrupt)"),
+    T("comfy.model_management.load_models_gpu", ("models",), "training, sparsectrl.control"),
     T("comfy.model_management.free_memory", ("memory_required", "device"), "training"),
+    T("comfy.model_management.get_free_memory", ("dev",), "sampling.windows.evaluation (windows per model call)"),
+    T("comfy.model_base.BaseModel.memory_required", ("input_shape",), "sampling.windows.evaluation (ComfyUI's rule for batching conds)"),
+    T("comfy.model_base.BaseModel.process_latent_in", ("latent",), "sampling.noise.start (FreeInit), training"),
+    T(f"{PATCHER}.model_dtype", (), "training"),
+    T(f"{PATCHER}.get_nested_additional_models", (), "training (the motion patcher loads with the UNet)"),
+    T("comfy.model_sampling.ModelSamplingDiscrete.sigma_max", (), "sampling.noise.freeinit (full denoise?)"),
+    T("comfy.model_sampling.ModelSamplingDiscrete.timestep", ("sigma",), "sparsectrl.control"),
+    T("comfy.model_sampling.EPS.noise_scaling", ("sigma", "noise", "latent_image", "max_denoise"), "sampling.noise.freeinit, training"),
     T("comfy.model_sampling.ModelSamplingDiscrete.__init__", ("model_config",), "sampling.noise.betas"),
     T("comfy.model_sampling.ModelSamplingDiscrete.percent_to_sigma", ("percent",), "animate.model"),
-    T("comfy.model_sampling.EPS", (), "sampling.noise.betas (prediction type)"),
+    T("comfy.model_sampling.EPS", (), "sampling.noise.betas, training.trainer (prediction type)"),
     T("comfy.model_sampling.V_PREDICTION", (), "training (loss target)"),
     T("comfy_extras.nodes_model_advanced.LCM", (), "sampling.noise.betas (AnimateLCM)"),
     T("comfy_extras.nodes_model_advanced.ModelSamplingDiscreteDistilled", (), "sampling.noise.betas (AnimateLCM)"),
@@ -108,14 +116,14 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy.model_base.SDXL", (), "training"),
     T("comfy.conds.CONDRegular._copy_with", ("cond",), "sampling.windows.evaluation (per-frame cond slices)"),
     T("comfy.context_windows.IndexListContextWindow.__init__", ("index_list",), "sampling.windows.params (core's window info for patches)"),
-    T("comfy.sd.CLIP.tokenize", ("text",), "sampling.prompts.schedule (as CLIPTextEncode)"),
-    T("comfy.sd.CLIP.encode_from_tokens_scheduled", ("tokens",), "sampling.prompts.schedule (as CLIPTextEncode)"),
+    T("comfy.sd.CLIP.tokenize", ("text",), "sampling.prompts.schedule, training.clips (as CLIPTextEncode)"),
+    T("comfy.sd.CLIP.encode_from_tokens_scheduled", ("tokens",), "sampling.prompts.schedule, training.clips (as CLIPTextEncode)"),
     # LoRA machinery (domain adapter) and utilities.
-    T("comfy.lora.model_lora_keys_unet", ("model", "key_map"), "domain adapter"),
-    T("comfy.lora.load_lora", ("lora", "to_load", "log_missing"), "domain adapter"),
-    T("comfy.utils.ProgressBar.__init__", ("total",), "training node"),
-    T("comfy.utils.ProgressBar.update_absolute", ("value", "total"), "training node"),
-    T("comfy.utils.unet_to_diffusers", ("unet_config",), "training (adapter keys)"),
+    T("comfy.lora.model_lora_keys_unet", ("model", "key_map"), "image_model.domain_adapter"),
+    T("comfy.lora.load_lora", ("lora", "to_load", "log_missing"), "image_model.domain_adapter"),
+    T("comfy.utils.ProgressBar.__init__", ("total",), "nodes.train"),
+    T("comfy.utils.ProgressBar.update_absolute", ("value", "total"), "nodes.train"),
+    T("comfy.utils.unet_to_diffusers", ("unet_config",), "training, sparsectrl.layout (adapter keys)"),
     # The noise and FreeInit (one OUTER_SAMPLE wrapper around the guider's whole sampling).
     T("comfy.samplers.CFGGuider.outer_sample", ("noise", "latent_image", "sampler", "sigmas", "denoise_mask", "callback",
                                                  "disable_pbar", "seed"), "sampling.noise.start (OUTER_SAMPLE executor; class_obj is the guider)"),
@@ -126,6 +134,17 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy.controlnet.ControlNet.copy", (), "sparsectrl.control"),
     T("comfy.controlnet.ControlNet.pre_run", ("model", "percent_to_timestep_function"), "sparsectrl.control"),
     T("comfy.controlnet.ControlNet.cleanup", (), "sparsectrl.control"),
+    T("comfy.controlnet.ControlBase.set_cond_hint", ("cond_hint", "strength", "timestep_percent_range", "vae", "extra_concat"),
+      "sparsectrl.control (overridden: keyframes are encoded later, with the VAE of the run)"),
+    T("comfy.controlnet.ControlBase.copy_to", ("c",), "sparsectrl.control"),
+    T("comfy.controlnet.ControlBase.control_merge", ("control", "control_prev", "output_dtype"), "sparsectrl.control"),
+    T("comfy.latent_formats.SD15", (), "sparsectrl.control (RGB keyframes in SD1.5's latent scale)"),
+    T("comfy.latent_formats.LatentFormat.process_in", ("latent",), "sparsectrl.control"),
+    T("comfy.sd.VAE.spacial_compression_encode", (), "sparsectrl.control (keyframe size in latents)"),
+    T("comfy.cldm.cldm.ControlNet.forward", (), "sparsectrl.model (overridden: the encoder with motion modules)"),
+    T("comfy.ldm.modules.diffusionmodules.openaimodel.TimestepEmbedSequential", (), "sparsectrl.model"),
+    T("comfy.ldm.modules.diffusionmodules.util.timestep_embedding", ("timesteps", "dim"), "sparsectrl.model"),
+    T("comfy.ops.manual_cast.conv_nd", ("dims",), "sparsectrl.model (through the operations passed in)"),
     T("comfy.cldm.cldm.ControlNet.__init__", ("hint_channels", "operations", "device", "dtype"), "sparsectrl.model"),
     T("comfy.model_management.loaded_models", ("only_currently_used",), "sparsectrl.control (VAE-encoding keyframes mid-sampling)"),
     T("comfy.model_management.cast_to_device", ("tensor", "device", "dtype"), "sparsectrl.control"),
@@ -147,7 +166,13 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy.weight_adapter.lora.LoraDiff.__init__", ("weights",), "training (LoRA weights)"),
     T("comfy.samplers.CFGGuider", (), "training (the guider the trainer samples through)"),
     T("comfy.samplers.Sampler", (), "training"),
-    T("server.PromptServer.send_progress_text", ("text", "node_id"), "training node (step and loss on the node)"),
+    T("comfy.samplers.Sampler.sample", (), "training.trainer (overridden: the training loop runs as the guider's sampler, "
+      "called with KSAMPLER.sample's arguments)"),
+    T("comfy.samplers.KSAMPLER.sample", ("model_wrap", "sigmas", "extra_args", "callback", "noise", "latent_image", "denoise_mask",
+                                        "disable_pbar"), "training.trainer (the arguments its sampler takes)"),
+    T("comfy.samplers.CFGGuider.inner_set_conds", ("conds",), "training (the clips' captions)"),
+    T("server.PromptServer.send_progress_text", ("text", "node_id"), "nodes.train (step and loss on the node)"),
+    T("server.PromptServer.instance", (), "nodes.train (the running server)"),
 )
 
 # transformer_options keys the pack reads inside a UNet call (DIFFUSION_MODEL wrapper) or its model_options
@@ -158,6 +183,10 @@ SET_TRANSFORMER_OPTIONS = (OptionKeys.AD_PARAMS, OptionKeys.CONTEXT_WINDOW)
 
 # Attributes of ComfyUI ControlNet objects (comfy.controlnet.ControlBase) that window slicing reads and sets.
 CONTROL_ATTRIBUTES = ("cond_hint_original", "cond_hint", "extra_concat_orig", "extra_concat", "previous_controlnet")
+
+# Private torch attributes the pack reads or sets: injection swaps each UNet block's layer list (``nn.Module._modules``)
+# for one call, and fingerprints the blocks by it.
+TORCH_ATTRIBUTES = ("_modules",)
 
 # UNetModel attributes motion-module placement reads.
 UNET_ATTRIBUTES = ("input_blocks", "middle_block", "output_blocks", "model_channels", "channel_mult", "num_res_blocks", "out")

@@ -10,13 +10,15 @@ import importlib
 import inspect
 import re
 import sys
+from pathlib import Path
 
 import comfy.patcher_extension
 import comfy.sample
 import pytest
 import torch
-from animdiff.touchpoints import CONTROL_ATTRIBUTES, TOUCHPOINTS, TRANSFORMER_OPTIONS, UNET_ATTRIBUTES
-from pack_import import COMFYUI_DIR
+from animdiff.touchpoints import CONTROL_ATTRIBUTES, TORCH_ATTRIBUTES, TOUCHPOINTS, TRANSFORMER_OPTIONS, UNET_ATTRIBUTES
+from pack_import import COMFYUI_DIR, PACK_DIR
+from pack_source import attribute_names, defined_names, host_methods, host_roots, host_uses, pack_files, parsed
 from training_models import CONTEXT, small_sd15
 
 
@@ -64,6 +66,10 @@ SERVER_ONLY = {"server"}  # ComfyUI's server module imports cleanly only as the 
 
 @pytest.mark.parametrize("point", TOUCHPOINTS, ids=lambda p: p.symbol)
 def test_touchpoint_exists_with_the_parameters_the_pack_passes(point):
+    if point.symbol.split(".")[0] in SERVER_ONLY and not point.parameters:  # an attribute: the module's source sets it
+        module, cls, attribute = point.symbol.split(".")
+        assert re.search(rf"\b{cls}\.{attribute}\s*=", (COMFYUI_DIR / f"{module}.py").read_text()), point.symbol
+        return
     if point.symbol.split(".")[0] in SERVER_ONLY:
         signature = parameters_in_source(point.symbol)
         assert [name for name in point.parameters if not accepts(signature, name)] == [], f"{point.symbol}{signature}"
@@ -127,3 +133,105 @@ def test_the_runtime_venv_holds_no_test_tool():
     probe = "import importlib.util, sys; print([m for m in sys.argv[1:] if importlib.util.find_spec(m)])"
     found = subprocess.run([RUNTIME_PYTHON, "-c", probe, *modules.values()], capture_output=True, text=True, check=True).stdout
     assert found.strip() == "[]"
+
+
+# --- The list is complete: the pack's source (AST) uses no ComfyUI symbol and no private torch attribute it does not name.
+
+SYMBOLS = [point.symbol for point in TOUCHPOINTS]
+NAMED_ATTRIBUTES = {s.split(".")[-1] for s in SYMBOLS} | set(CONTROL_ATTRIBUTES) | set(UNET_ATTRIBUTES) | set(TORCH_ATTRIBUTES)
+
+
+def named(use: str) -> bool:
+    """Whether a used path is a touchpoint, a module or class holding one, or a member of one."""
+    return any(use in (s, s.removesuffix(".__init__")) or s.startswith(use + ".") or use.startswith(s + ".") for s in SYMBOLS)
+
+
+def common_attributes() -> set[str]:
+    """Attributes of the Python, torch and stdlib objects the pack handles: a name among them says nothing about ComfyUI."""
+    import logging
+    import pathlib
+
+    kinds = (object, dict, list, tuple, set, str, bytes, int, float, pathlib.Path, re.Match, re.Pattern, logging.Logger, torch.Tensor,
+             torch.nn.Module, torch.nn.Sequential, torch.nn.ModuleList, torch.nn.Parameter, torch.nn.functional, torch.Generator,
+             torch.dtype, torch.device, torch.optim.AdamW)
+    return {name for kind in kinds for name in dir(kind)}
+
+
+def host_attribute_uses() -> list[tuple[str, str, int]]:
+    """``(name, file, line)`` of each ``x.name`` the pack uses whose name only ComfyUI defines (a method of one of its classes)
+    or that is private (``_name``) and not the pack's own: method calls on ComfyUI objects the pack holds."""
+    own = set().union(*(defined_names(parsed(path)) for path in pack_files()))
+    host, common = host_methods(COMFYUI_DIR), common_attributes()
+    uses = []
+    for path in pack_files():
+        for name, line in attribute_names(path):
+            private = name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+            if (private or (name in host and name not in common)) and name not in own:
+                uses.append((name, str(path), line))
+    return uses
+
+
+def test_every_comfyui_symbol_the_pack_uses_is_a_touchpoint():
+    roots = host_roots(COMFYUI_DIR)
+    unnamed = [f"{path}:{line} {use}" for path in pack_files() for use, line in host_uses(path, roots) if not named(use)]
+    assert unnamed == [], "add these to touchpoints.py"
+
+
+def test_every_comfyui_method_and_private_attribute_the_pack_calls_is_a_touchpoint():
+    unnamed = [f"{path}:{line} .{name}" for name, path, line in host_attribute_uses() if name not in NAMED_ATTRIBUTES]
+    assert unnamed == [], "add these to touchpoints.py (a ComfyUI symbol) or TORCH_ATTRIBUTES"
+
+
+def test_every_override_of_a_comfyui_method_is_a_touchpoint():
+    """A pack class that subclasses a ComfyUI class and redefines one of its methods depends on how ComfyUI calls it."""
+    roots = host_roots(COMFYUI_DIR)
+    unnamed = []
+    for path in pack_files():
+        uses = host_uses(path, roots)
+        for klass in (n for n in ast.walk(parsed(path)) if isinstance(n, ast.ClassDef)):
+            for base in {use for use, line in uses if line == klass.lineno}:  # the class line's ComfyUI names: its bases
+                host_mro = [c for c in resolve(base).__mro__ if c.__module__.split(".")[0] in roots]
+                for method in (n.name for n in klass.body if isinstance(n, ast.FunctionDef)):
+                    owners = [f"{c.__module__}.{c.__qualname__}.{method}" for c in host_mro if method in vars(c)]
+                    if owners and (method == "__init__" or method not in dir(torch.nn.Module)) and not set(owners) & set(SYMBOLS):
+                        unnamed.append(f"{path}:{klass.lineno} {owners[0]}")
+    assert unnamed == [], "add these to touchpoints.py"
+
+
+def test_torch_attributes_the_pack_relies_on_exist():
+    module = torch.nn.Sequential(torch.nn.Identity())
+    assert [name for name in TORCH_ATTRIBUTES if not hasattr(module, name)] == []
+
+
+def test_used_by_names_the_modules_that_use_each_touchpoint():
+    """``used_by`` names pack modules that exist (``sampling.windows.evaluation``, ``training``), and every module where the
+    source walk finds the symbol used."""
+    def module_exists(dotted: str) -> bool:
+        path = PACK_DIR.joinpath(*dotted.split("."))
+        return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+    stale = []
+    for point in TOUCHPOINTS:
+        dotted = re.findall(r"\b[a-z_]+(?:\.[a-z_]+)+\b", point.used_by)
+        stale += [f"{point.symbol}: used_by names {d}, no module of the pack" for d in dotted if not module_exists(d)]
+    assert stale == []
+    roots = host_roots(COMFYUI_DIR)
+    where: dict[str, set[str]] = {}
+    for path in pack_files():
+        module = ".".join(path.with_suffix("").parts).removesuffix(".__init__")
+        for use, _ in host_uses(path, roots):
+            for s in SYMBOLS:  # (a bare class is no use of its __init__: it may be an annotation)
+                if use == s or use.startswith(s + "."):
+                    where.setdefault(s, set()).add(module)
+    for name, path, _ in host_attribute_uses():
+        module = ".".join(Path(path).with_suffix("").parts)
+        for s in SYMBOLS:
+            if s.endswith("." + name):
+                where.setdefault(s, set()).add(module)
+    missing = []
+    for point in TOUCHPOINTS:
+        mentioned = re.findall(r"\b[a-z_]+(?:\.[a-z_]+)*\b", point.used_by)
+        for module in sorted(where.get(point.symbol, ())):
+            if not any(module == m or module.startswith(m + ".") for m in mentioned):
+                missing.append(f"{point.symbol} is used in {module}; used_by says {point.used_by!r}")
+    assert missing == [], "\n".join(missing)
