@@ -1,4 +1,6 @@
-"""A client for ComfyUI's HTTP API, in the standard library (``websocket-client`` is used for ``/ws`` where installed).
+"""A client for ComfyUI's HTTP API: the standard library, and ``websocket-client`` for ``/ws`` (requirements-batch.txt;
+without it, progress is learnt by polling ``/history``). Library code returns values, raises, and tells what it does
+through a ``notify`` callback; only the command lines print.
 
 The pack's tooling talks to ComfyUI through it: the batch CLI (``scripts/animdiff_batch.py``), the main
 job and the tests' server helper (``scripts/comfy_server.py``). ComfyUI never imports it (the pack's
@@ -9,5 +11,4 @@ job and the tests' server helper (``scripts/comfy_server.py``). ComfyUI never im
 - ``workflow``: API-format workflows, overrides and sweeps, and what a prompt needs from a server.
 - ``report``: the batch's JSON-lines report and the prompts it has queued (resume).
 - ``scheduler``: one batch spread over many servers.
-- ``ws``: a minimal WebSocket reader for ``/ws``, where ``websocket-client`` is not installed.
 """

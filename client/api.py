@@ -12,14 +12,21 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from .workflow import node_label
 
 try:
-    import websocket  # websocket-client, where installed
-except ImportError:
-    from . import ws as websocket  # the standard-library reader: the runtime venv and a user's ComfyUI have no websocket-client
+    import websocket  # websocket-client: the batch tools' one dependency (requirements-batch.txt)
+except ImportError:  # the runtime venv (a user's ComfyUI) has none: callers learn everything by polling /history
+    websocket = None
+
+Notify = Callable[[str], None]  # where a library object tells what it is doing (a command line prints it)
+
+
+def ignore(message: str) -> None:
+    """The default :data:`Notify`: a library object used without a listener says nothing."""
 
 
 class ServerUnavailable(Exception):
@@ -71,8 +78,9 @@ def backoff(attempt: int) -> int:
     return min(2**attempt, 30)
 
 
-def retrying(call, retries: int, what: str):
-    """``call()``, retried with :func:`backoff` while its failures are transient; with no retries, its error as is."""
+def retrying(call, retries: int, what: str, notify: Notify = ignore):
+    """``call()``, retried with :func:`backoff` while its failures are transient (each retry told to ``notify``); with no
+    retries, its error as is."""
     for attempt in range(retries + 1):
         try:
             return call()
@@ -81,7 +89,7 @@ def retrying(call, retries: int, what: str):
                 raise
             if attempt == retries:
                 raise ServerUnavailable(f"{what}: {err} (gave up after {retries} retries)") from err
-            print(f"  {what}: {err}; retry {attempt + 1}/{retries} in {backoff(attempt)} s")
+            notify(f"  {what}: {err}; retry {attempt + 1}/{retries} in {backoff(attempt)} s")
             time.sleep(backoff(attempt))
 
 
@@ -111,9 +119,9 @@ def unique_path(path: Path) -> Path:
 class ComfyAPI:
     """ComfyUI's HTTP API at ``url``; each call is tried ``retries + 1`` times while its failures are transient."""
 
-    def __init__(self, url: str, retries: int = 0, timeout: float = 30):
+    def __init__(self, url: str, retries: int = 0, timeout: float = 30, notify: Notify = ignore):
         self.url = url.rstrip("/")
-        self.retries, self.timeout = retries, timeout
+        self.retries, self.timeout, self.notify = retries, timeout, notify
 
     @property
     def name(self) -> str:
@@ -121,10 +129,10 @@ class ComfyAPI:
         return urllib.parse.urlsplit(self.url).netloc or self.url
 
     def get(self, path: str, what: str | None = None):
-        return retrying(lambda: request_json(self.url + path, timeout=self.timeout), self.retries, what or f"reading {path}")
+        return retrying(lambda: request_json(self.url + path, timeout=self.timeout), self.retries, what or f"reading {path}", self.notify)
 
     def post(self, path: str, payload: dict, what: str | None = None):
-        return retrying(lambda: request_json(self.url + path, payload, timeout=self.timeout), self.retries, what or f"posting {path}")
+        return retrying(lambda: request_json(self.url + path, payload, timeout=self.timeout), self.retries, what or f"posting {path}", self.notify)
 
     def object_info(self) -> dict:
         return self.get("/object_info")
@@ -151,7 +159,7 @@ class ComfyAPI:
                 return {"prompt_id": prompt_id}
             return request_json(self.url + "/prompt", payload, timeout=self.timeout)
 
-        return retrying(post, self.retries, "queueing")["prompt_id"]
+        return retrying(post, self.retries, "queueing", self.notify)["prompt_id"]
 
     def cancel(self, prompt_ids: set[str]) -> set[str]:
         """Take ``prompt_ids`` off the queue, interrupting the one running; the ids that were there."""
@@ -175,18 +183,21 @@ class ComfyAPI:
                 shutil.copyfileobj(response, file)
             os.replace(partial, destination)
 
-        retrying(fetch, self.retries, f"downloading {output['filename']}")
+        retrying(fetch, self.retries, f"downloading {output['filename']}", self.notify)
         return destination
 
 
 class Events:
-    """The server's ``/ws`` messages for ``client_id``. ``ws`` is None without websocket-client, when disabled, or
-    once the socket failed; ``failure`` then says why and callers learn everything by polling ``/history``."""
+    """The server's ``/ws`` messages for ``client_id`` (through websocket-client). ``ws`` is None without
+    websocket-client, when disabled, or once the socket failed; ``failure`` then says why and callers learn everything
+    by polling ``/history``."""
 
     def __init__(self, url: str, client_id: str, enabled: bool = True):
         self.ws, self.failure = None, None
         if not enabled:
             self.failure = "--no-websocket"
+        elif websocket is None:
+            self.failure = "websocket-client is not installed: pip install -r requirements-batch.txt"
         else:
             ws_url = re.sub(r"^http", "ws", url.rstrip("/")) + f"/ws?clientId={client_id}"
             try:

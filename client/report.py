@@ -7,15 +7,17 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from .api import Notify, ignore
 
-def read_report(path: Path) -> list[dict]:
-    """The report's complete lines; a last line cut short by a crash is left out."""
+
+def read_report(path: Path, notify: Notify = ignore) -> list[dict]:
+    """The report's complete lines; a last line cut short by a crash is left out, other broken lines are told to ``notify``."""
     lines = []
     for raw in (path.read_bytes() if path.exists() else b"").split(b"\n")[:-1]:
         try:
             lines.append(json.loads(raw))
         except ValueError:
-            print(f"report {path}: skipping a line that is not JSON: {raw[:80]!r}")
+            notify(f"report {path}: skipping a line that is not JSON: {raw[:80]!r}")
     return lines
 
 
@@ -40,14 +42,14 @@ class Report:
     the prompts queued and not yet reported (prompt_id -> {"hash", "server"}), so that a killed run's prompts are
     collected from the server that has them."""
 
-    def __init__(self, path: Path, fresh: bool):
+    def __init__(self, path: Path, fresh: bool, notify: Notify = ignore):
         self.path = Path(path)
         self.queued_path = self.path.with_name(self.path.name + ".queued.json")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if fresh:
             self.path.unlink(missing_ok=True)
             self.queued_path.unlink(missing_ok=True)
-        self.lines = read_report(self.path)
+        self.lines = read_report(self.path, notify)
         self.file = open(self.path, "ab", buffering=0)
         self.file.truncate(self.path.read_bytes().rfind(b"\n") + 1)  # a line cut short by a crash would glue onto the next
         self.queued = self._read_queued()

@@ -25,12 +25,14 @@ from .api import (
     ComfyAPI,
     Events,
     HTTPStatusError,
+    Notify,
     ServerUnavailable,
     backoff,
     execution_failure,
     execution_seconds,
     failed,
     finished,
+    ignore,
     is_transient,
     output_entries,
     retrying,
@@ -109,10 +111,13 @@ def refused(err: Exception) -> bool:
 
 
 class Batch:
-    """Spreads items over ``servers`` and reports each as it finishes (``report``), downloading outputs into ``out_dir``."""
+    """Spreads items over ``servers`` and reports each as it finishes (``report``), downloading outputs into ``out_dir``;
+    tells what it does, a line at a time, to ``notify`` (it prints nothing itself)."""
 
-    def __init__(self, servers: list[Server], report: Report, out_dir: Path, total: int, retries: int, websocket: bool = True):
+    def __init__(self, servers: list[Server], report: Report, out_dir: Path, total: int, retries: int, websocket: bool = True,
+                 notify: Notify = ignore):
         self.servers, self.report, self.out_dir, self.total = servers, report, Path(out_dir), total
+        self.notify = notify  # what the batch does, a line each (the command line prints them)
         self.retries, self.websocket = retries, websocket
         self.client_id = uuid.uuid4().hex
         self.inbox: queue.Queue = queue.Queue()
@@ -139,7 +144,7 @@ class Batch:
     def listen(self, server: Server):
         server.listener = Listener(server, self.client_id, self.websocket, self.inbox)
         if server.listener.events.ws is None:
-            print(f"progress: polling /history ({server.listener.events.failure}){self.on(server)}")
+            self.notify(f"progress: polling /history ({server.listener.events.failure}){self.on(server)}")
             server.listener = None
 
     def preflight(self, items: list[Item], skip_incomplete: bool):
@@ -150,12 +155,12 @@ class Batch:
         for server in self.servers:
             self.listen(server)
             try:
-                info = retrying(server.api.object_info, self.retries, f"reading /object_info of {server.name}")
+                info = retrying(server.api.object_info, self.retries, f"reading /object_info of {server.name}", self.notify)
             except ServerUnavailable as err:
                 if not skip_incomplete:
                     unreachable.append(str(err))
                     continue
-                print(f"{server.name} does not answer ({err}); it gets items once it does")
+                self.notify(f"{server.name} does not answer ({err}); it gets items once it does")
                 self.mark_down(server)
                 continue
             self.check_info(server, info, incomplete if not skip_incomplete else None)
@@ -177,7 +182,7 @@ class Batch:
             problems.append(text)
         else:
             server.excluded = text
-            print(f"leaving out {text}")
+            self.notify(f"leaving out {text}")
         return False
 
     def adopt(self):
@@ -195,7 +200,7 @@ class Batch:
             self.todo.remove(item)
             self.report.mark_queued(prompt_id, item.hash, server.url)
             server.running[prompt_id] = Running(item, prompt_id, server)
-            print(f"{self.tag(item)} following {prompt_id}{self.on(server)}, queued by an earlier run")
+            self.notify(f"{self.tag(item)} following {prompt_id}{self.on(server)}, queued by an earlier run")
 
     # --- the loop ---
 
@@ -230,7 +235,7 @@ class Batch:
         kind, data = message.get("type"), message.get("data") or {}
         if kind == CLOSED:
             if server.listener is not None:
-                print(f"progress: {data.get('reason')}{self.on(server)}; polling /history from now on")
+                self.notify(f"progress: {data.get('reason')}{self.on(server)}; polling /history from now on")
                 server.listener = None
             server.next_check = 0.0
             return
@@ -238,9 +243,9 @@ class Batch:
         if run is None:
             return
         if kind == "execution_start":
-            print(f"{self.tag(run.item)} running{self.on(server)}")
+            self.notify(f"{self.tag(run.item)} running{self.on(server)}")
         elif kind == "progress":
-            print(f"{self.tag(run.item)} step {data.get('value')}/{data.get('max')} of {node_label(data.get('node'), run.item.prompt)}{self.on(server)}")
+            self.notify(f"{self.tag(run.item)} step {data.get('value')}/{data.get('max')} of {node_label(data.get('node'), run.item.prompt)}{self.on(server)}")
         if finished(message):
             server.next_check = 0.0
 
@@ -273,13 +278,13 @@ class Batch:
         name = f"{server.name}: " if len(self.servers) > 1 else ""
         if server.failures <= self.retries:
             delay = backoff(server.failures - 1)
-            print(f"  {name}{what}: {err}; retry {server.failures}/{self.retries} in {delay} s")
+            self.notify(f"  {name}{what}: {err}; retry {server.failures}/{self.retries} in {delay} s")
             server.next_check = time.monotonic() + delay
             return
         self.last_error = f"{name}{what}: {err} (gave up after {self.retries} retries)"
         if not server.down:
             others = "the other servers" if len(self.servers) > 1 else "it when it answers"
-            print(f"{server.name} is down ({self.last_error}); its {len(server.running)} prompts go to {others}; "
+            self.notify(f"{server.name} is down ({self.last_error}); its {len(server.running)} prompts go to {others}; "
                   f"asking it again every {self.down_check_every:.0f} s")
             self.mark_down(server)
         server.next_check = time.monotonic() + self.down_check_every
@@ -299,10 +304,10 @@ class Batch:
 
     def revived(self, server: Server, queued: set[str]):
         if server.down:
-            print(f"{server.name} answers again: giving it items again")
+            self.notify(f"{server.name} answers again: giving it items again")
             if server.abandoned & queued:
                 taken = server.api.cancel(server.abandoned)
-                print(f"  took {len(taken)} prompts that went to other servers off {server.name}'s queue")
+                self.notify(f"  took {len(taken)} prompts that went to other servers off {server.name}'s queue")
             if server.listener is None:
                 self.listen(server)
         server.abandoned.clear()
@@ -328,7 +333,7 @@ class Batch:
             self.report.mark_queued(queued_as, item.hash, server.url)
             run.prompt_id = queued_as
         server.running[queued_as] = run
-        print(f"{self.tag(item)} queued {queued_as}{self.on(server)} {item.label}".rstrip())
+        self.notify(f"{self.tag(item)} queued {queued_as}{self.on(server)} {item.label}".rstrip())
 
     def submit_failed(self, run: Running, err: Exception):
         """Refused: back to the queue. Otherwise the server may have it: its next check finds it, or queues it again."""
@@ -351,7 +356,7 @@ class Batch:
         if self.lost[run.item.index] > self.retries:
             self.record(run, status="error", error={"message": f"{why}: lost {self.lost[run.item.index]} times, giving up"})
             return
-        print(f"{self.tag(run.item)} {why}; queueing it again")
+        self.notify(f"{self.tag(run.item)} {why}; queueing it again")
         self.todo.appendleft(run.item)
 
     def finish(self, run: Running, entry: dict):
@@ -387,11 +392,11 @@ class Batch:
         if status == "success":
             self.succeeded += 1
             files = ", ".join(outputs) if len(outputs) <= 3 else f"{len(outputs)} files in {self.out_dir}"
-            print(f"{self.tag(item)} success in {line['seconds']:.1f} s{self.on(server)}: {files or 'no output files'}")
+            self.notify(f"{self.tag(item)} success in {line['seconds']:.1f} s{self.on(server)}: {files or 'no output files'}")
         else:
             self.failed += 1
             server.failed += 1
-            print(f"{self.tag(item)} error ({item.label or 'no overrides'}){self.on(server)}: {error['message']}")
+            self.notify(f"{self.tag(item)} error ({item.label or 'no overrides'}){self.on(server)}: {error['message']}")
 
     def summary(self) -> list[str]:
         """Per server: items, failures, items per minute of the run."""

@@ -115,17 +115,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.dry_run:
-        todo = {item.index for item in still_to_do(items, Counter() if args.fresh else successes(read_report(args.report)))}
+        todo = {item.index for item in still_to_do(items, Counter() if args.fresh else successes(read_report(args.report, print)))}
         for item in items:
             print(f"[{item.index + 1}/{len(items)}] {item.label or '(the workflow as it is)'}" + ("" if item.index in todo else "  (done)"))
         print(f"{len(items)} items, {len(todo)} to run")
         return 0
 
-    report = Report(args.report, args.fresh)
+    report = Report(args.report, args.fresh, print)
     todo = still_to_do(items, successes(report.lines))
     if len(todo) < len(items):
         print(f"resuming {args.report}: skipping {len(items) - len(todo)} done, {len(todo)} to run")
-    batch = Batch(servers, report, args.out, len(items), args.retries, not args.no_websocket)
+    batch = Batch(servers, report, args.out, len(items), args.retries, not args.no_websocket, notify=print)
     try:
         if todo:
             batch.preflight(todo, args.skip_incomplete)

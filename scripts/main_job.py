@@ -20,6 +20,7 @@ import torch  # noqa: E402
 from comfy_server import ComfyServer, output_files  # noqa: E402
 from pack_import import COMFYUI_DIR, PACK_DIR, import_pack  # noqa: E402
 
+import client.api as client_api  # noqa: E402  (importable once comfy_server loaded the client)
 from client.workflow import node_label  # noqa: E402  (importable once comfy_server loaded the client)
 
 SMOKE_MODELS = PACK_DIR / ".cache" / "smoke-models"
@@ -105,6 +106,8 @@ def main() -> int:
 
     with ComfyServer(COMFYUI_DIR, server_args, log_dir / "comfyui.log") as server:
         print(f"[main] ComfyUI is up at {server.url}; queueing {args.workflow.name}", flush=True)
+        if client_api.websocket is None:
+            print("[main] no step-by-step progress without websocket-client (requirements-batch.txt); waiting for the prompt", flush=True)
         started, last = time.time(), [""]
 
         def progress(message: dict):
