@@ -40,3 +40,15 @@ def test_the_check_sees_imports_inside_functions_and_every_form():
     assert ("nodes/train.py", "training") in targets  # from .. import training, inside a function
     assert ("animate/model.py", "motion_module") in targets and ("animate/model.py", "sampling") in targets
     assert ("sampling/windows/evaluation.py", "sampling") in targets  # from .plan import …
+
+
+def test_libraries_never_print():
+    """The pack and client/ return values, raise and tell progress through callbacks (logging for ComfyUI's console);
+    only the command lines (scripts/, benchmarks/) print."""
+    import ast
+
+    from pack_source import parsed
+
+    printing = [f"{path}:{node.lineno}" for path in pack_files() for node in ast.walk(parsed(path))
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"]
+    assert printing == []
