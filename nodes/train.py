@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import comfy.model_management
 import comfy.utils
 
@@ -71,11 +69,8 @@ class AnimDiffTrainMotionLoRA:
         path, name = output_path(MOTION_LORAS, lora_name, ".safetensors", input_name="lora_name", beside=(STATE_SUFFIX,))
         state = path.with_name(path.name.removesuffix(".safetensors") + STATE_SUFFIX)
         t = training()
-        resume_from = t.TrainingState.read(state) if resume and state.is_file() else None
-        t.check_replaceable(path, resume_from, overwrite, f"lora_name {name}")
         config = t.TrainConfig(stage="motion_lora", steps=steps, learning_rate=learning_rate, rank=rank, seed=seed, frames=frames,
-                             checkpoint_every=checkpoint_every)
-        clips = t.encode_clips(t.training_clips(images, frames, camera_motion, camera_speed), vae, conditioning=positive)
+                               checkpoint_every=checkpoint_every)
         from server import PromptServer  # the running server's (importing it outside one fails)
 
         bar = comfy.utils.ProgressBar(steps)
@@ -85,10 +80,10 @@ class AnimDiffTrainMotionLoRA:
             bar.update_absolute(p.step, p.steps)
             PromptServer.instance.send_progress_text(f"step {p.step}/{p.steps}  loss {p.loss:.5f}", unique_id)
 
-        if resume_from:
-            logging.info("AnimDiff: resuming MotionLoRA training from %s", state)
-        result = t.train(config, model, clips, motion_module, progress=progress, state_path=state, resume=resume_from)
-        result.save(path)
+        result = t.train_to_file(config, model, lambda: t.encode_clips(t.training_clips(images, frames, camera_motion, camera_speed), vae,
+                                                                       conditioning=positive),
+                                 motion_module, path, state_path=state, resume=state if resume and state.is_file() else None,
+                                 overwrite=overwrite, source=f"lora_name {name}", progress=progress)
         return (result.motion_module(motion_module, name=name), name)
 
 

@@ -71,9 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--log-every", type=int, default=10)
     args = parser.parse_args(argv)
     stage = training.STAGES[args.stage]
-    if stage.needs_motion_module == "required" and args.motion_module is None:
+    if stage.uses_motion_module and not stage.creates_motion_module and args.motion_module is None:
         parser.error(f"--stage {stage} needs --motion-module (the module the {stage} is for)")
-    if stage.needs_motion_module == "none" and args.motion_module is not None:
+    if not stage.uses_motion_module and args.motion_module is not None:
         parser.error(f"--stage {stage} trains the image model alone; drop --motion-module")
     if args.still is not None and args.camera is None:
         parser.error("--still needs --camera: a still has no motion of its own")
@@ -114,15 +114,11 @@ def read_clips(args: argparse.Namespace) -> tuple[list, list[str]]:
 
     size, generator = (args.height, args.width), torch.Generator().manual_seed(args.seed)
     camera = (args.camera, args.speed) if args.camera else None
-    if args.still is not None:
-        import numpy as np
-        from animdiff.training.augment import camera_motion
-        from PIL import Image
+    from animdiff.training.augment import camera_motion
+    from animdiff.training.data import ClipDataset, read_still
 
-        with Image.open(args.still) as image:
-            still = torch.from_numpy(np.array(image.convert("RGB"))).movedim(-1, 0).float() / 255
-        return [camera_motion(still, args.camera, args.speed, length=args.frames, size=size)], [args.caption]
-    from animdiff.training.data import ClipDataset
+    if args.still is not None:
+        return [camera_motion(read_still(args.still), args.camera, args.speed, length=args.frames, size=size)], [args.caption]
 
     dataset = ClipDataset(args.data, size, length=args.frames, frame_stride=args.frame_stride, caption=args.caption, camera=camera)
     pixels, captions = [], []
@@ -153,23 +149,25 @@ class ProgressPrinter:
 
 def run(args: argparse.Namespace, model, clip, vae, motion_module) -> Path:
     """Encode the data, train, save; returns the written file."""
-    from animdiff.training import TrainConfig, TrainingState, check_replaceable, encode_clips, train
+    from animdiff.training import TrainConfig, encode_clips, train_to_file
 
-    resume = TrainingState.read(args.resume) if args.resume else None
-    check_replaceable(args.out, resume, args.overwrite, "--out", "pass --overwrite")  # before any work
     config = TrainConfig(stage=args.stage, steps=args.steps, learning_rate=args.lr, rank=args.rank, seed=args.seed, frames=args.frames,
                          image_batch=args.image_batch, grad_accumulation=args.grad_accumulation, beta_schedule=args.beta_schedule,
                          precision=args.precision, gradient_checkpointing=args.gradient_checkpointing,
                          checkpoint_every=args.checkpoint_every, save_dtype=args.save_dtype)
-    pixels, captions = read_clips(args)
-    print(f"{len(pixels)} clips of {args.frames} frames at {args.width}x{args.height}, {len(set(captions))} captions", flush=True)
-    clips = encode_clips(pixels, vae, captions=captions, clip=clip)
     what = f"{args.stage}" + (f" rank {config.rank}" if config.rank else "") + f", {config.steps} steps, lr {config.learning_rate:g}"
-    print(f"training {what}" + (f", resuming from {args.resume}" if args.resume else ""), flush=True)
-    result = train(config, model, clips, motion_module, progress=ProgressPrinter(args.log_every), state_path=args.state, resume=resume)
-    path = result.save(args.out)
-    print(f"saved {path} ({len(result.tensors)} tensors); training state {args.state}", flush=True)
-    return path
+
+    def clips():
+        pixels, captions = read_clips(args)
+        print(f"{len(pixels)} clips of {args.frames} frames at {args.width}x{args.height}, {len(set(captions))} captions", flush=True)
+        encoded = encode_clips(pixels, vae, captions=captions, clip=clip)
+        print(f"training {what}" + (f", resuming from {args.resume}" if args.resume else ""), flush=True)
+        return encoded
+
+    result = train_to_file(config, model, clips, motion_module, args.out, state_path=args.state, resume=args.resume,
+                           overwrite=args.overwrite, source="--out", switch="pass --overwrite", progress=ProgressPrinter(args.log_every))
+    print(f"saved {args.out} ({len(result.tensors)} tensors); training state {args.state}", flush=True)
+    return args.out
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,9 +17,9 @@ from .clips import NO_CAMERA, TrainingClips, clips_from_images, encode_clips, tr
 from .data import Clip, ClipDataset
 from .stages import STAGES, Stage
 from .state import TrainingState, check_replaceable
-from .trainer import DTYPES, PRECISIONS, Progress, TrainConfig, TrainResult, noise_prediction_loss, train
+from .trainer import DTYPES, PRECISIONS, Progress, TrainConfig, TrainResult, noise_prediction_loss, train, train_to_file
 
 __all__ = ["CAMERA_MOTIONS", "DTYPES", "NO_CAMERA", "PRECISIONS", "STAGES", "Clip", "ClipDataset", "Progress", "Stage", "TrainConfig",
            "TrainResult", "TrainingState", "check_replaceable",
            "TrainingClips", "camera_motion", "camera_path", "clips_from_images", "encode_clips",
-           "noise_prediction_loss", "train", "training_clips"]
+           "noise_prediction_loss", "train", "train_to_file", "training_clips"]

@@ -122,12 +122,23 @@ class ClipDataset:
         arrays = source.read([0] if source.frame_count == 1 else list(range(start, start + self.span, self.frame_stride)))
         if len({array.shape for array in arrays}) > 1:
             raise TrainingDataError(source.path, f"frames differ in size: {sorted({array.shape[:2] for array in arrays})}")
-        frames = torch.cat([rearrange(torch.from_numpy(array), "h w c -> 1 c h w") for array in arrays]).float() / 255  # (n, 3, h, w)
+        frames = as_frames(arrays)  # (n, 3, h, w)
         if self.camera is None:
             frames = cover_crop(frames, self.size)
         else:
             frames = camera_motion(frames, *self.camera, length=self.length, size=self.size)
         return Clip(frames, source.caption, source.path, start)
+
+
+def as_frames(arrays: list[np.ndarray]) -> torch.Tensor:
+    """``(h, w, 3)`` uint8 RGB arrays as frames ``(n, 3, h, w)``, float in [0, 1]."""
+    return torch.cat([rearrange(torch.from_numpy(array), "h w c -> 1 c h w") for array in arrays]).float() / 255
+
+
+def read_still(path: str | Path) -> torch.Tensor:
+    """One image (an animated one's first frame) as ``(3, h, w)`` float in [0, 1], read as the training folder's
+    images are; errors name the file."""
+    return as_frames(_open(Path(path), "").read([0]))[0]
 
 
 def cover_crop(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

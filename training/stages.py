@@ -187,73 +187,6 @@ def check_image_model(model: comfy.model_patcher.ModelPatcher) -> None:
                          "(the trainer inserts the motion module itself)")
 
 
-# ---------------------------------------------------------------- the stages
-
-def setup_motion_lora(model: comfy.model_patcher.ModelPatcher, motion_module: LoadedMotionModule, rank: int, generator: torch.Generator,
-                      beta_schedule: str) -> Setup:
-    """LoRA on the motion module's attention projections; UNet and motion module frozen."""
-    check_image_model(model)
-    if not isinstance(motion_module, LoadedMotionModule):
-        raise TrainingError("training: the motion_lora stage needs a loaded motion module (MOTION_MODULE)")
-    patcher = motion_module.patcher.clone()
-    targets = motion_lora_targets(motion_module.network)
-    parameters = attach_loras(patcher, targets, rank, generator, patcher.load_device)
-    guard_inference_weights(patcher, skip=set(targets.values()))
-    trained = LoadedMotionModule(motion_module.name, patcher, motion_module.loras)
-    animated = apply_motion_module(model, trained, beta_schedule)
-    guard_inference_weights(animated)
-    info = {"rank": str(rank), "base": motion_module.config.base, "motion_module": motion_module.name, "motion_module_version": motion_module.config.version,
-            "beta_schedule": betas.schedule_for(beta_schedule, motion_module.config.version),
-            "format": MotionLoRAStage.file_format}
-    return Setup("motion_lora", animated, parameters, True, lambda: cpu_tensors(parameters), info,
-                 [model.model, motion_module.network], lambda: motion_checkpointable(model, motion_module.network), trained)
-
-
-def setup_domain_adapter(model: comfy.model_patcher.ModelPatcher, rank: int, generator: torch.Generator, beta_schedule: str) -> Setup:
-    """LoRA on the image model's attention projections, trained on single frames; no motion module."""
-    check_image_model(model)
-    patcher = model.clone()
-    targets = domain_adapter_targets(model.model)
-    if not targets:
-        raise TrainingError(f"training: found no attention projections to adapt in this {describe_model(model)} model")
-    parameters = attach_loras(patcher, targets, rank, generator, patcher.load_device)
-    guard_inference_weights(patcher, skip=set(targets.values()))
-    version = "sdxl" if isinstance(model.model, comfy.model_base.SDXL) else "v3"  # the adapter is part of v3 (SD1.5)
-    schedule = betas.schedule_for(beta_schedule, version)
-    sampling = betas.model_sampling_for(schedule, model.get_model_object("model_sampling"))
-    if sampling is not None:
-        patcher.add_object_patch("model_sampling", sampling)
-    info = {"rank": str(rank), "base": "SDXL" if version == "sdxl" else "SD1.5", "beta_schedule": schedule,
-            "format": DomainAdapterStage.file_format}
-    return Setup("domain_adapter", patcher, parameters, False, lambda: cpu_tensors(parameters), info,
-                 [model.model], lambda: unet_checkpointable(model))
-
-
-def setup_motion_module(model: comfy.model_patcher.ModelPatcher, motion_module: LoadedMotionModule | MotionModuleConfig,
-                        generator: torch.Generator, beta_schedule: str) -> Setup:
-    """Every weight of a new (``MotionModuleConfig``) or copied (``LoadedMotionModule``) motion module; the image
-    model (with any adapter patched into it) frozen."""
-    check_image_model(model)
-    device = comfy.model_management.get_torch_device()
-    if isinstance(motion_module, MotionModuleConfig):
-        trainable, name, origin = init_motion_network(motion_module, generator, device), f"new {motion_module.version} motion module", "new"
-    elif isinstance(motion_module, LoadedMotionModule):
-        trainable, name, origin = motion_network_copy(motion_module, device), motion_module.name, "fine-tuned"
-    else:
-        raise TrainingError("training: the motion_module stage needs a MotionModuleConfig (new module) or a MOTION_MODULE to fine-tune")
-    trainable.requires_grad_(True)
-    trained = LoadedMotionModule(name, motion_patcher(trainable))
-    animated = apply_motion_module(model, trained, beta_schedule)
-    guard_inference_weights(animated)
-    parameters = dict(sorted(trainable.named_parameters()))
-    config = trainable.config
-    info = {"base": config.base, "motion_module_version": config.version, "motion_module": name, "origin": origin,
-            "beta_schedule": betas.schedule_for(beta_schedule, config.version),
-            "format": MotionModuleStage.file_format}
-    return Setup("motion_module", animated, parameters, True, lambda: cpu_tensors(trainable.state_dict()), info,
-                 [model.model], lambda: motion_checkpointable(model, trainable), trained)
-
-
 def cpu_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", torch.float32, copy=True) for k, v in sorted(tensors.items())}
 
@@ -269,18 +202,21 @@ def motion_checkpointable(model: comfy.model_patcher.ModelPatcher, network: Moti
     return unet_checkpointable(model) + [network.module_at(key) for key in network.module_keys()]
 
 
-# ---------------------------------------------------------------- the stages as objects
+# ---------------------------------------------------------------- the stages
 
 class Stage:
-    """One of the paper's training stages: what it needs, its default rank, its setup, its file and how that is used.
+    """One of the paper's training stages, all of it in one place: what it takes, its setup, its result as a graph value
+    and its file.
 
-    ``motion``: what the stage takes as the motion module (``"required"``: a MOTION_MODULE; ``"module or config"``: a
-    MOTION_MODULE to fine-tune or a MotionModuleConfig for a new one; ``"none"``). ``rank``: the default LoRA rank
-    (None: no LoRA). ``output``: what the trained file becomes in a graph.
+    ``uses_motion_module``: it trains with a motion module (a MOTION_MODULE); ``creates_motion_module``: it may also start
+    a new one from a :class:`MotionModuleConfig` (so it needs no file). ``rank``: the default LoRA rank (None: no LoRA).
+    ``video``: clips of frames through a motion module, or single frames. ``output``: the graph type the trained file
+    becomes; ``file_format``: its layout, in the file's metadata.
     """
 
     name: str
-    needs_motion_module: str
+    uses_motion_module: bool
+    creates_motion_module: bool = False
     rank: int | None
     video: bool
     output: str
@@ -288,62 +224,121 @@ class Stage:
 
     def check(self, motion_module) -> None:
         """Refuse a motion-module argument this stage cannot take."""
-        if self.needs_motion_module == "none" and motion_module is not None:
+        if not self.uses_motion_module and motion_module is not None:
             raise TrainingError(f"training: the {self.name} stage trains the image model alone; pass no motion module")
-        if self.needs_motion_module != "none" and motion_module is None:
+        if self.uses_motion_module and motion_module is None:
             raise TrainingError(f"training: the {self.name} stage needs a motion module")
 
     def setup(self, model: comfy.model_patcher.ModelPatcher, motion_module, rank: int | None, generator: torch.Generator,
               beta_schedule: str) -> Setup:
+        """The stage ready to train on ``model`` (frozen): its patcher, its parameters, how its file is exported."""
         raise NotImplementedError
+
+    def motion_module(self, result, motion_module: LoadedMotionModule | None, strength: float, name: str) -> LoadedMotionModule:
+        """The trained file (``result``: a TrainResult) as a MOTION_MODULE, through the pack's loaders."""
+        raise TrainingError(f"training: the {self.name} stage trains no motion module; use model()")
+
+    def model(self, result, model: comfy.model_patcher.ModelPatcher, strength: float, name: str) -> comfy.model_patcher.ModelPatcher:
+        """``model`` with the trained file (``result``: a TrainResult) applied, as a MODEL."""
+        raise TrainingError(f"training: the {self.name} stage trains no image-model adapter; use motion_module()")
 
     def __repr__(self) -> str:
         return self.name
 
 
 class MotionLoRAStage(Stage):
-    name, needs_motion_module, rank, video, output = "motion_lora", "required", 64, True, "MOTION_MODULE"  # rank of the v2_lora_* files
+    """LoRA on the motion module's attention projections; UNet and motion module frozen."""
+
+    name, uses_motion_module, rank, video, output = "motion_lora", True, 64, True, "MOTION_MODULE"  # rank of the v2_lora_* files
     file_format = "AnimateDiff MotionLoRA (<attention>.processor.<proj>_lora.{down,up}.weight)"
 
     def setup(self, model, motion_module, rank, generator, beta_schedule):
-        return setup_motion_lora(model, motion_module, rank, generator, beta_schedule)
+        check_image_model(model)
+        if not isinstance(motion_module, LoadedMotionModule):
+            raise TrainingError("training: the motion_lora stage needs a loaded motion module (MOTION_MODULE)")
+        patcher = motion_module.patcher.clone()
+        targets = motion_lora_targets(motion_module.network)
+        parameters = attach_loras(patcher, targets, rank, generator, patcher.load_device)
+        guard_inference_weights(patcher, skip=set(targets.values()))
+        trained = LoadedMotionModule(motion_module.name, patcher, motion_module.loras)
+        animated = apply_motion_module(model, trained, beta_schedule)
+        guard_inference_weights(animated)
+        config = motion_module.config
+        info = {"rank": str(rank), "base": config.base, "motion_module": motion_module.name, "motion_module_version": config.version,
+                "beta_schedule": betas.schedule_for(beta_schedule, config.version), "format": self.file_format}
+        return Setup(self.name, animated, parameters, True, lambda: cpu_tensors(parameters), info,
+                     [model.model, motion_module.network], lambda: motion_checkpointable(model, motion_module.network), trained)
 
-    def motion_module(self, tensors: dict[str, torch.Tensor], name: str, motion_module: LoadedMotionModule | None,
-                      strength: float) -> LoadedMotionModule:
-        """``motion`` with the trained MotionLoRA at ``strength``, through the pack's MotionLoRA loader."""
+    def motion_module(self, result, motion_module, strength, name):
+        """``motion_module`` with the trained MotionLoRA at ``strength``, through the pack's MotionLoRA loader."""
         from ..motion_module.lora import apply_motion_lora, parse_motion_lora
 
         if motion_module is None:
             raise TrainingError("training: a MotionLoRA is applied to a motion module; pass motion_module=")
-        return apply_motion_lora(motion_module, parse_motion_lora(tensors, name), name, strength)
+        return apply_motion_lora(motion_module, parse_motion_lora(result.tensors, name), name, strength)
 
 
 class DomainAdapterStage(Stage):
-    name, needs_motion_module, rank, video, output = "domain_adapter", "none", 128, False, "MODEL"  # rank of v3_sd15_adapter
+    """LoRA on the image model's attention projections, trained on single frames; no motion module."""
+
+    name, uses_motion_module, rank, video, output = "domain_adapter", False, 128, False, "MODEL"  # rank of v3_sd15_adapter
     file_format = "AnimateDiff domain adapter (v3_sd15_adapter: <attention>.processor.<proj>_lora.{down,up}.weight)"
 
     def setup(self, model, motion_module, rank, generator, beta_schedule):
-        return setup_domain_adapter(model, rank, generator, beta_schedule)
+        check_image_model(model)
+        patcher = model.clone()
+        targets = domain_adapter_targets(model.model)
+        if not targets:
+            raise TrainingError(f"training: found no attention projections to adapt in this {describe_model(model)} model")
+        parameters = attach_loras(patcher, targets, rank, generator, patcher.load_device)
+        guard_inference_weights(patcher, skip=set(targets.values()))
+        version = "sdxl" if isinstance(model.model, comfy.model_base.SDXL) else "v3"  # the adapter is part of v3 (SD1.5)
+        schedule = betas.schedule_for(beta_schedule, version)
+        sampling = betas.model_sampling_for(schedule, model.get_model_object("model_sampling"))
+        if sampling is not None:
+            patcher.add_object_patch("model_sampling", sampling)
+        info = {"rank": str(rank), "base": "SDXL" if version == "sdxl" else "SD1.5", "beta_schedule": schedule, "format": self.file_format}
+        return Setup(self.name, patcher, parameters, False, lambda: cpu_tensors(parameters), info,
+                     [model.model], lambda: unet_checkpointable(model))
 
-    def model(self, tensors: dict[str, torch.Tensor], name: str, model: comfy.model_patcher.ModelPatcher,
-              strength: float) -> comfy.model_patcher.ModelPatcher:
+    def model(self, result, model, strength, name):
         """``model`` with the trained adapter at alpha ``strength``, through the pack's adapter loader."""
         from ..image_model.domain_adapter import apply_domain_adapter
 
-        return apply_domain_adapter(model, tensors, name, strength)
+        return apply_domain_adapter(model, result.tensors, name, strength)
 
 
 class MotionModuleStage(Stage):
-    name, needs_motion_module, rank, video, output = "motion_module", "module or config", None, True, "MOTION_MODULE"
+    """Every weight of a new (``MotionModuleConfig``) or copied (``LoadedMotionModule``) motion module; the image model
+    (with any adapter patched into it) frozen."""
+
+    name, uses_motion_module, creates_motion_module, rank, video, output = "motion_module", True, True, None, True, "MOTION_MODULE"
     file_format = "AnimateDiff motion module (official layout)"
 
     def setup(self, model, motion_module, rank, generator, beta_schedule):
-        return setup_motion_module(model, motion_module, generator, beta_schedule)
+        check_image_model(model)
+        device = comfy.model_management.get_torch_device()
+        if isinstance(motion_module, MotionModuleConfig):
+            trainable, name, origin = init_motion_network(motion_module, generator, device), f"new {motion_module.version} motion module", "new"
+        elif isinstance(motion_module, LoadedMotionModule):
+            trainable, name, origin = motion_network_copy(motion_module, device), motion_module.name, "fine-tuned"
+        else:
+            raise TrainingError("training: the motion_module stage needs a MotionModuleConfig (new module) or a MOTION_MODULE to fine-tune")
+        trainable.requires_grad_(True)
+        trained = LoadedMotionModule(name, motion_patcher(trainable))
+        animated = apply_motion_module(model, trained, beta_schedule)
+        guard_inference_weights(animated)
+        parameters = dict(sorted(trainable.named_parameters()))
+        config = trainable.config
+        info = {"base": config.base, "motion_module_version": config.version, "motion_module": name, "origin": origin,
+                "beta_schedule": betas.schedule_for(beta_schedule, config.version), "format": self.file_format}
+        return Setup(self.name, animated, parameters, True, lambda: cpu_tensors(trainable.state_dict()), info,
+                     [model.model], lambda: motion_checkpointable(model, trainable), trained)
 
-    def motion_module(self, tensors: dict[str, torch.Tensor], name: str, config: MotionModuleConfig) -> LoadedMotionModule:
-        """The trained motion module (in ComfyUI's UNet dtype)."""
-        trained = MotionNetwork(config, dtype=comfy.model_management.unet_dtype())
-        trained.load_state_dict(tensors)
+    def motion_module(self, result, motion_module, strength, name):
+        """The trained motion module itself (in ComfyUI's UNet dtype)."""
+        trained = MotionNetwork(result.motion_config, dtype=comfy.model_management.unet_dtype())
+        trained.load_state_dict(result.tensors)
         return LoadedMotionModule(name, motion_patcher(trained.eval().requires_grad_(False)))
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from ..sampling.noise import betas
 from ..weight_files import content_hash, write_atomically
 from . import stages
 from .clips import TrainingClips
-from .state import START_OVER, TrainingState
+from .state import START_OVER, TrainingState, check_replaceable
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -130,22 +131,14 @@ class TrainResult:
 
     def motion_module(self, motion_module: LoadedMotionModule | None = None, *, strength: float = 1.0,
                       name: str | None = None) -> LoadedMotionModule:
-        """The trained weights as a MOTION_MODULE, through the pack's loaders: ``motion`` with the MotionLoRA at
+        """The trained weights as a MOTION_MODULE, through the pack's loaders: ``motion_module`` with the MotionLoRA at
         ``strength`` (``motion_lora``), or the trained module itself (``motion_module``)."""
-        stage, name = stages.STAGES[self.stage], name or f"trained_{self.stage}"
-        if isinstance(stage, stages.MotionLoRAStage):
-            return stage.motion_module(self.tensors, name, motion_module, strength)
-        if isinstance(stage, stages.MotionModuleStage):
-            return stage.motion_module(self.tensors, name, self.motion_config)
-        raise TrainingError(f"training: the {self.stage} stage trains no motion module; use model()")
+        return stages.STAGES[self.stage].motion_module(self, motion_module, strength, name or f"trained_{self.stage}")
 
     def model(self, model: comfy.model_patcher.ModelPatcher, *, strength: float = 1.0,
               name: str | None = None) -> comfy.model_patcher.ModelPatcher:
         """``model`` with the trained domain adapter at alpha ``strength`` (``domain_adapter``), as a MODEL."""
-        stage = stages.STAGES[self.stage]
-        if not isinstance(stage, stages.DomainAdapterStage):
-            raise TrainingError(f"training: the {self.stage} stage trains no image-model adapter; use motion_module()")
-        return stage.model(self.tensors, name or f"trained_{self.stage}", model, strength)
+        return stages.STAGES[self.stage].model(self, model, strength, name or f"trained_{self.stage}")
 
 
 # ---------------------------------------------------------------- the objective
@@ -427,7 +420,7 @@ class Run:
                     **self.setup.info}
         if self.losses:
             metadata["final_loss"] = f"{self.losses[-1]:.6g}"
-        motion_config = self.setup.motion_module.config if isinstance(self.stage, stages.MotionModuleStage) else None
+        motion_config = self.setup.motion_module.config if self.stage.creates_motion_module else None
         return TrainResult(config.stage, self.setup.export(), metadata, list(self.losses), config, motion_config)
 
 
@@ -471,3 +464,23 @@ def train(config: TrainConfig, model: comfy.model_patcher.ModelPatcher, data: Tr
         run.execute()
         return run.result(model)
 
+
+
+def train_to_file(config: TrainConfig, model: comfy.model_patcher.ModelPatcher, clips: Callable[[], TrainingClips],
+                  motion_module: LoadedMotionModule | MotionModuleConfig | None, out: Path, *, state_path: Path,
+                  resume: Path | None, overwrite: bool, source: str, switch: str = "turn overwrite on",
+                  progress: Callable[[Progress], None] | None = None) -> TrainResult:
+    """One training run to a file, as the training node and ``scripts/animdiff_train.py`` both run it.
+
+    Before any work, ``out`` is refused if it exists and neither ``overwrite`` nor the run being resumed wrote it
+    (``source`` names the input that chose it, ``switch`` how to allow it); then ``clips()`` makes the data, the stage is
+    trained (continuing the training state ``resume`` if given, writing ``state_path``) and the file saved.
+    """
+    resume_from = TrainingState.read(resume) if resume is not None else None
+    check_replaceable(out, resume_from, overwrite, source, switch)
+    data = clips()
+    if resume_from is not None:
+        logging.info("AnimDiff: resuming %s training from %s", config.stage, resume)
+    result = train(config, model, data, motion_module, progress=progress, state_path=state_path, resume=resume_from)
+    result.save(out)
+    return result
