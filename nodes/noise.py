@@ -70,7 +70,7 @@ class AnimDiffFreeInit:
                                        "tooltip": "Normalised spatial stop frequency: how much of the result's spatial layout is kept."}),
             "temporal_stop": ("FLOAT", {"default": 0.25, "min": 0.0, "max": 1.0, "step": 0.01,
                                         "tooltip": "Normalised temporal stop frequency: how much of the result's motion is kept."}),
-            "noise": (NOISE_MODES, {"default": "fresh",
+            "noise": (list(NOISE_MODES), {"default": "fresh",
                                     "tooltip": "High frequencies of each new pass: fresh noise (seed + pass, as the paper) or the "
                                                "same noise as the first pass."}),
         }}

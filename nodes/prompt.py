@@ -35,7 +35,7 @@ class AnimDiffPromptSchedule:
                                         "tooltip": "Put before every keyframe's prompt (joined with ', ')."}),
                 "app_text": ("STRING", {"multiline": True, "default": "",
                                         "tooltip": "Appended to every keyframe's prompt (joined with ', ')."}),
-                "interpolation": (INTERPOLATIONS, {"default": "linear",
+                "interpolation": (list(INTERPOLATIONS), {"default": "linear",
                                                    "tooltip": "linear: frames between two keyframes blend their embeddings by position. "
                                                               "hold: each frame takes the last keyframe at or before it."}),
             },

@@ -21,14 +21,13 @@ from the input video noised with new noise, as the first pass started.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.fft as fft
 
 from ...errors import OptionsError
-
-NOISE_MODES = ["fresh", "same"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ class FreeInitOptions:
         if self.filter not in FILTERS:
             raise OptionsError(f"unknown filter {self.filter!r}; choose one of {list(FILTERS)}")
         if self.noise not in NOISE_MODES:
-            raise OptionsError(f"unknown noise mode {self.noise!r}; choose one of {NOISE_MODES}")
+            raise OptionsError(f"unknown noise mode {self.noise!r}; choose one of {list(NOISE_MODES)}")
         if not (0.0 <= self.spatial_stop <= 1.0 and 0.0 <= self.temporal_stop <= 1.0):
             raise OptionsError(f"spatial_stop ({self.spatial_stop}) and temporal_stop ({self.temporal_stop}) must be in [0, 1]")
 
@@ -99,6 +98,21 @@ def low_pass_filter(frames: int, height: int, width: int, options: FreeInitOptio
     if options.spatial_stop == 0 or options.temporal_stop == 0:
         return torch.zeros(frames, height, width)
     return FILTERS[options.filter](frames, height, width, options)
+
+
+def fresh_noise(first: torch.Tensor, seed: int, iteration: int, typed: Callable[[torch.Tensor, int], torch.Tensor]) -> torch.Tensor:
+    """``fresh``: new unit noise from ``seed + iteration`` (as the paper), rewritten by ``typed`` (the noise type in use)."""
+    generator = torch.Generator().manual_seed(seed + iteration)
+    return typed(torch.randn(first.shape, generator=generator, dtype=first.dtype), seed + iteration)
+
+
+def same_noise(first: torch.Tensor, seed: int, iteration: int, typed: Callable[[torch.Tensor, int], torch.Tensor]) -> torch.Tensor:
+    """``same``: the first pass's noise again."""
+    return first
+
+
+# noise mode -> the high frequencies' noise of pass ``iteration`` (first pass's noise, seed, iteration, noise type); the node's order
+NOISE_MODES = {"fresh": fresh_noise, "same": same_noise}
 
 
 def mix_frequencies(x: torch.Tensor, noise: torch.Tensor, low_pass: torch.Tensor) -> torch.Tensor:

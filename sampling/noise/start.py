@@ -16,7 +16,7 @@ import comfy.patcher_extension
 import torch
 
 from ...touchpoints import WrapperKeys
-from .freeinit import FreeInitOptions, reinitialised_noise
+from .freeinit import NOISE_MODES, FreeInitOptions, reinitialised_noise
 from .initial import NoiseOptions, frames_back, frames_first, initial_noise
 
 OUTER_SAMPLE = comfy.patcher_extension.WrappersMP.OUTER_SAMPLE
@@ -66,11 +66,7 @@ class SamplingStart:
         device = result.device
         for k in range(1, iterations):
             comfy.model_management.throw_exception_if_processing_interrupted()
-            if self.freeinit.noise == "same":
-                new = first
-            else:
-                generator = torch.Generator().manual_seed((seed or 0) + k)
-                new = self.typed_noise(torch.randn(noise.shape, generator=generator, dtype=noise.dtype), (seed or 0) + k)
+            new = NOISE_MODES[self.freeinit.noise](first, seed or 0, k, self.typed_noise)
             start = reinitialised_noise(frames_first(to_model(result)), frames_first(first.to(device)), frames_first(new.to(device)),
                                         frames_first(latent.to(device)), model_sampling, sigmas[0].to(device), self.freeinit)
             result = run(frames_back(start, noise.ndim).to(noise.dtype), k)

@@ -25,7 +25,6 @@ import torch
 
 from ...errors import FramesError, OptionsError
 
-INTERPOLATIONS = ["linear", "hold"]
 KEYFRAME = re.compile(r'\s*(?:"(-?\d+)"|(-?\d+))\s*[:=]\s*')
 SKIPPED_LINES = {"", "{", "}"}
 
@@ -116,10 +115,24 @@ class Blend:
     t: torch.Tensor  # (frames,) float64, 0 on and outside the keyframes and everywhere for hold
 
 
+def linear(t: torch.Tensor) -> torch.Tensor:
+    """``linear``: blend by position between the keyframes."""
+    return t
+
+
+def hold(t: torch.Tensor) -> torch.Tensor:
+    """``hold``: each frame takes the last keyframe at or before it."""
+    return torch.zeros_like(t)
+
+
+# interpolation name -> the blend position it makes of the linear one ``t`` (frames,); the node's order
+INTERPOLATIONS = {"linear": linear, "hold": hold}
+
+
 def blend(key_frames: list[int], frames: int, interpolation: str) -> Blend:
     """Where each of ``frames`` frames sits between the sorted, distinct ``key_frames``."""
     if interpolation not in INTERPOLATIONS:
-        raise OptionsError(f"unknown interpolation {interpolation!r}; choose one of {INTERPOLATIONS}")
+        raise OptionsError(f"unknown interpolation {interpolation!r}; choose one of {list(INTERPOLATIONS)}")
     keys = torch.tensor(key_frames, dtype=torch.float64)
     position = torch.arange(frames, dtype=torch.float64)
     lower = (torch.searchsorted(keys, position, right=True) - 1).clamp(min=0)  # last keyframe at or before
@@ -127,9 +140,7 @@ def blend(key_frames: list[int], frames: int, interpolation: str) -> Blend:
     span = keys[upper] - keys[lower]
     t = ((position - keys[lower]) / span.clamp(min=1)).clamp(0, 1)
     t = torch.where(span > 0, t, torch.zeros_like(t))  # before the first / after the last keyframe
-    if interpolation == "hold":
-        t = torch.zeros_like(t)
-    return Blend(lower, upper, t)
+    return Blend(lower, upper, INTERPOLATIONS[interpolation](t))
 
 
 def frame_values(keyframes: list[Keyframe], frames: int) -> torch.Tensor:
