@@ -211,10 +211,11 @@ class Stage:
     ``uses_motion_module``: it trains with a motion module (a MOTION_MODULE); ``creates_motion_module``: it may also start
     a new one from a :class:`MotionModuleConfig` (so it needs no file). ``rank``: the default LoRA rank (None: no LoRA).
     ``video``: clips of frames through a motion module, or single frames. ``output``: the graph type the trained file
-    becomes; ``file_format``: its layout, in the file's metadata.
+    becomes; ``file_format``: its layout, in the file's metadata; ``title``: its name in messages.
     """
 
     name: str
+    title: str
     uses_motion_module: bool
     creates_motion_module: bool = False
     rank: int | None
@@ -250,6 +251,7 @@ class MotionLoRAStage(Stage):
     """LoRA on the motion module's attention projections; UNet and motion module frozen."""
 
     name, uses_motion_module, rank, video, output = "motion_lora", True, 64, True, "MOTION_MODULE"  # rank of the v2_lora_* files
+    title = "MotionLoRA"
     file_format = "AnimateDiff MotionLoRA (<attention>.processor.<proj>_lora.{down,up}.weight)"
 
     def setup(self, model, motion_module, rank, generator, beta_schedule):
@@ -282,6 +284,7 @@ class DomainAdapterStage(Stage):
     """LoRA on the image model's attention projections, trained on single frames; no motion module."""
 
     name, uses_motion_module, rank, video, output = "domain_adapter", False, 128, False, "MODEL"  # rank of v3_sd15_adapter
+    title = "domain adapter"
     file_format = "AnimateDiff domain adapter (v3_sd15_adapter: <attention>.processor.<proj>_lora.{down,up}.weight)"
 
     def setup(self, model, motion_module, rank, generator, beta_schedule):
@@ -313,6 +316,7 @@ class MotionModuleStage(Stage):
     (with any adapter patched into it) frozen."""
 
     name, uses_motion_module, creates_motion_module, rank, video, output = "motion_module", True, True, None, True, "MOTION_MODULE"
+    title = "motion module"
     file_format = "AnimateDiff motion module (official layout)"
 
     def setup(self, model, motion_module, rank, generator, beta_schedule):

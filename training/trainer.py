@@ -480,7 +480,7 @@ def train_to_file(config: TrainConfig, model: comfy.model_patcher.ModelPatcher, 
     check_replaceable(out, resume_from, overwrite, source, switch)
     data = clips()
     if resume_from is not None:
-        logging.info("AnimDiff: resuming %s training from %s", config.stage, resume)
+        logging.info("AnimDiff: resuming %s training from %s", stages.STAGES[config.stage].title, resume)
     result = train(config, model, data, motion_module, progress=progress, state_path=state_path, resume=resume_from)
     result.save(out)
     return result
