@@ -1,5 +1,6 @@
-"""AnimateDiff motion modules: the network (temporal transformer), its file formats (layouts, MotionLoRA) and
-patching it into a ComfyUI MODEL.
+"""AnimateDiff motion modules: the network (temporal transformer), its file formats (layouts, MotionLoRA), loading,
+and putting it into a UNet for one call (:mod:`.injection`). It imports nothing from ``sampling/``: the animated MODEL
+is assembled above it, in ``animate/``.
 
 One name per concept (the original code's where it has one):
 

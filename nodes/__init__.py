@@ -1,4 +1,4 @@
-"""The pack's graph nodes: thin wrappers over motion_module/, image_model/, sparsectrl/, sampling/
+"""The pack's graph nodes: thin wrappers over animate/, motion_module/, image_model/, sparsectrl/, sampling/
 and training/ (imported when used).
 
 Type ids start with ``AnimDiff`` and never change: shared workflows depend on them.

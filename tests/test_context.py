@@ -1,4 +1,4 @@
-"""sampling/context.py: window schedules and fuse weights."""
+"""sampling/windows/plan.py: window schedules and fuse weights."""
 
 from __future__ import annotations
 

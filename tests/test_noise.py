@@ -1,4 +1,4 @@
-"""Noise types and FreeInit (sampling/noise.py, sampling/freeinit.py) against diffusers' FreeNoise and FreeInit."""
+"""Noise types and FreeInit (sampling/noise/initial.py, sampling/noise/freeinit.py) against diffusers' FreeNoise and FreeInit."""
 
 from __future__ import annotations
 

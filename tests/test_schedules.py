@@ -1,4 +1,4 @@
-"""sampling/schedules.py: the betas AnimateDiff was trained with, kept prediction types, refusals."""
+"""sampling/noise/betas.py: the betas AnimateDiff was trained with, kept prediction types, refusals."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Several context windows in one model call (sampling/windowed.py): the same result as one window per call,
+"""Several context windows in one model call (sampling/windows/evaluation.py): the same result as one window per call,
 fewer UNet calls, and ComfyUI's own memory rule for how many windows share a call. Small real models in-process."""
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each distinct prompt is encoded once through ComfyUI's own CLIP path (``clip.tokenize`` +
 ``clip.encode_from_tokens_scheduled``, exactly as ``CLIPTextEncode``), so prompt weights,
 textual-inversion embeddings and SDXL's two encoders behave as in the stock node. The per-frame
-embeddings are then blended as :mod:`.frame_schedule` describes (``linear`` or ``hold``); SDXL's
+embeddings are then blended as :mod:`.frames` describes (``linear`` or ``hold``); SDXL's
 ``pooled_output`` is blended the same way.
 
 The result is one CONDITIONING entry whose tensors have one row per frame: ComfyUI keeps a cond

@@ -4,7 +4,7 @@ Wrapping the model evaluation, not the sampler loop, makes every stock sampler w
 window the latents, the timesteps and everything per-frame in the conds are sliced to the
 window's frames: per-frame conditioning tensors (``model_conds`` with one entry per frame),
 masks, and ControlNet/T2I-adapter hint images (ComfyUI itself would take the first frames).
-Each model call names its frames in ``transformer_options`` (:mod:`.window_params`).
+Each model call names its frames in ``transformer_options`` (:mod:`.params`).
 
 Several windows of equal length share one model call: their frames are concatenated (``k L``
 frames, ``k`` windows of ``L``) and everything per-frame is sliced once with the concatenated

@@ -27,7 +27,7 @@ image layers run on all frames at once and only each motion module's temporal tr
 window, its residuals fused with the same weights.
 
 ``windows_per_call``: windows of equal length evaluated together in one model call (see
-:mod:`.windowed`); 0 lets ComfyUI's memory rule decide, 1 keeps peak memory at one window's.
+:mod:`.evaluation`); 0 lets ComfyUI's memory rule decide, 1 keeps peak memory at one window's.
 """
 
 from __future__ import annotations
