@@ -129,6 +129,8 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy.samplers.CFGGuider", (), "training (the guider the trainer samples through)"),
     T("comfy.samplers.Sampler", (), "training"),
     T("server.PromptServer.send_progress_text", ("text", "node_id"), "training node (step and loss on the node)"),
+    T("server.PromptServer", (), "routes (PromptServer.instance.routes: the ADE converter's /animdiff/ade/*)"),
+    T("aiohttp.web.json_response", ("data", "status"), "routes (the ADE converter's answers)"),
 )
 
 # transformer_options keys the pack reads inside a UNet call (DIFFUSION_MODEL wrapper) or its model_options

@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 
 from .graph import Context, Link, Local, NewNode, Rewrite, Unsupported, Virtual
-from .values import (BETA_SCHEDULES, FREEINIT_FILTERS, FUSE_METHODS, INTERPOLATIONS, NOISE_TYPES, SEED_GENERATION,
-                     choose)
+from .values import BETA_SCHEDULES, FREEINIT_FILTERS, FUSE_METHODS, INTERPOLATIONS, NOISE_TYPES, SEED_GENERATION, choose
 
 SCALE_DIFFERS = ("ADE's scale multiplies each temporal attention's output inside the motion module; ours (ADE's effect) "
                  "multiplies the module's whole residual: the same at 1, otherwise the nearest (issue #27 adds scale apart from effect)")
@@ -87,7 +86,7 @@ def sample_settings(ctx, v):
     for name, why in (("noise_layers", "noise layers have no AnimDiff equivalent"), ("custom_cfg", "per-frame CFG waits for issue #27"),
                       ("sigma_schedule", "sigma schedules have no AnimDiff equivalent"), ("seed_override", "no AnimDiff equivalent"),
                       ("image_inject", "image injection has no AnimDiff equivalent"), ("ancestral_opts", "no AnimDiff equivalent")):
-        if v.get(name) is not None:
+        if v.get(name) not in (None, 0):  # an old ADE's seed_override widget stores 0 for none
             b.note(f"{name} not applied: {why}")
     freeinit = b.virtual(v.get("iteration_opts"), "ITERATION_OPTS", "iteration_opts")
     seed_offset = v["seed_offset"]
@@ -289,7 +288,11 @@ def context_options(schedule: str, closed_loop=None):
         b.ignored(v, {"use_on_equal_length": False, "start_percent": 0.0, "guarantee_steps": 1}, "no AnimDiff equivalent")
         b.note(SCHEDULE_NOTES.get(schedule))
         fuse = b.choose(FUSE_METHODS, v.get("fuse_method", "pyramid"), "fuse_method") or "pyramid"
-        b.add("AnimDiffContextOptions", context_length=v["context_length"], context_overlap=v.get("context_overlap", DEFAULT_OVERLAP),
+        length, overlap = v["context_length"], 0 if ours == "batched" else v.get("context_overlap", DEFAULT_OVERLAP)
+        if isinstance(length, int) and isinstance(overlap, int) and overlap >= length:
+            b.note(f"context_overlap {overlap} is not below context_length {length}: {length - 1} is used")
+            overlap = length - 1
+        b.add("AnimDiffContextOptions", context_length=length, context_overlap=overlap,
               context_stride=v.get("context_stride", 1), closed_loop=v.get("closed_loop", False) if closed_loop is None else closed_loop,
               schedule=ours, fuse_method=fuse, views=False, windows_per_call=0)
         return b.done({0: Local(0, 0)})

@@ -40,6 +40,7 @@ class Entry:
     rule: Callable | None = None
     maps_to: str = ""
     reason: str = ""  # unsupported: why, and the issue or feature it waits for
+    variants: tuple = ()  # widget orders of older ADE versions, told apart by their number of values
 
     @property
     def widgets(self) -> list[AdeInput]:
@@ -69,7 +70,9 @@ TABLE: dict[str, Entry] = {
         AdeInput("batch_offset", 0), AdeInput("noise_type", "default"), AdeInput("seed_gen", "comfy"), AdeInput("seed_offset", 0),
         S("noise_layers"), S("iteration_opts"), S("seed_override"), AdeInput("adapt_denoise_steps", False), S("custom_cfg"),
         S("sigma_schedule"), S("image_inject"), S("ancestral_opts")), ("SAMPLE_SETTINGS",), rules.sample_settings,
-        "AnimDiffNoise / AnimDiffFreeInit after the apply node"),
+        "AnimDiffNoise / AnimDiffFreeInit after the apply node",
+        # before seed_override became a socket
+        variants=(("batch_offset", "noise_type", "seed_gen", "seed_offset", "seed_override", "adapt_denoise_steps"),)),
     "ADE_AnimateDiffKeyframe": Entry((
         AdeInput("start_percent", 0.0), S("prev_ad_keyframes"), S("scale_multival"), S("effect_multival"), S("per_block_replace"),
         AdeInput("inherit_missing", True), AdeInput("guarantee_steps", 1)), ("AD_KEYFRAMES",), rules.keyframe, "AnimDiffMotionKeyframe"),
@@ -221,8 +224,11 @@ def widget_values(entry: Entry, stored: list) -> tuple[dict, list[str]]:
     deprecation-warning widget some ADE versions store); extra or missing values are noted."""
     widgets = entry.widgets
     plain = [w for w in widgets if not w.warning]
+    for variant in entry.variants:
+        if len(stored) == len(variant) != len(plain):
+            return dict(zip(variant, stored, strict=True)), []
     order = widgets if len(stored) >= len(widgets) and len(widgets) > len(plain) else plain
-    named = {w.name: value for w, value in zip(order, stored) if not w.warning}
+    named = {w.name: value for w, value in zip(order, stored, strict=False) if not w.warning}
     notes = []
     if len(stored) < len(order):
         notes.append(f"the file stores {len(stored)} widget values, ADE d8d163c's node {len(plain)}: "
@@ -231,3 +237,15 @@ def widget_values(entry: Entry, stored: list) -> tuple[dict, list[str]]:
         notes.append(f"the file stores {len(stored)} widget values, ADE d8d163c's node {len(plain)} (an other ADE version?): "
                      "read by position")
     return named, notes
+
+
+def markdown() -> str:
+    """The README's table of what each ADE node becomes (converted first, then unsupported, each sorted)."""
+    rows = ["| ADE node id | becomes |", "|---|---|"]
+    rows += [f"| `{ade_id}` | {entry.maps_to} |" for ade_id, entry in sorted(TABLE.items()) if entry.rule]
+    by_reason: dict[str, list[str]] = {}
+    for ade_id, entry in sorted(TABLE.items()):
+        if not entry.rule:
+            by_reason.setdefault(entry.reason, []).append(f"`{ade_id}`")
+    rows += [f"| {', '.join(ids)} | unsupported: {reason} |" for reason, ids in by_reason.items()]
+    return "\n".join(rows)

@@ -38,7 +38,7 @@ def _link(record) -> tuple:
 
 def _record(link: tuple, as_object: bool):
     if as_object:
-        return dict(zip(("id", "origin_id", "origin_slot", "target_id", "target_slot", "type"), link))
+        return dict(zip(("id", "origin_id", "origin_slot", "target_id", "target_slot", "type"), link, strict=True))
     return list(link)
 
 

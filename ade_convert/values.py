@@ -7,7 +7,8 @@ converter cannot carry over (its rule says so).
 from __future__ import annotations
 
 SQRT_LINEAR, LINEAR, LCM, AUTO, OWN = "sqrt_linear (AnimateDiff)", "linear (AnimateDiff-SDXL / HotshotXL)", "lcm", "autoselect", "use model's own"
-SCALED_LINEAR = "ADE's linear (HotshotXL/default) is ComfyUI's scaled-linear 0.00085-0.012: ours keeps the model's own schedule, the same for a checkpoint with the default schedule"
+SCALED_LINEAR = ("ADE's linear (HotshotXL/default) is ComfyUI's scaled-linear 0.00085-0.012: ours keeps the model's own "
+                 "schedule, the same for a checkpoint with the default schedule")
 BETA_SCHEDULES = {
     "autoselect": (AUTO, None),
     "use existing": (OWN, None),

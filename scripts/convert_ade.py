@@ -16,7 +16,10 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pack_import import PACK_DIR, load_package  # noqa: E402
+
+load_package("ade_convert", PACK_DIR / "ade_convert")
 from ade_convert import ConvertError, convert_file, write_atomic  # noqa: E402
 
 
