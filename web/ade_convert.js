@@ -6,6 +6,7 @@ import { api } from "../../scripts/api.js";
 
 const COMMAND = "AnimDiff.ConvertADE";
 let known = null;
+let loadingConverted = false;  // the converted graph may still hold unsupported ADE nodes: no second offer for it
 
 async function adeNodeIds() {
   if (!known) known = new Set(await (await api.fetchApi("/animdiff/ade/nodes")).json());
@@ -53,7 +54,12 @@ async function convertCurrent() {
     await dialog("AnimDiff: cannot convert this workflow", body.error ?? response.statusText, [["Close", "close"]]);
     return null;
   }
-  await app.loadGraphData(body.workflow);
+  loadingConverted = true;
+  try {
+    await app.loadGraphData(body.workflow);
+  } finally {
+    loadingConverted = false;
+  }
   await dialog("AnimDiff: converted from AnimateDiff-Evolved", body.summary, [["Close", "close"]]);
   return body.report;
 }
@@ -63,8 +69,9 @@ app.registerExtension({
   commands: [{ id: COMMAND, label: "Convert AnimateDiff-Evolved nodes to AnimDiff", function: convertCurrent }],
   menuCommands: [{ path: ["Workflow"], commands: [COMMAND] }],
   async afterConfigureGraph(missingNodeTypes) {
+    if (loadingConverted) return;
     const missing = await missingAde(missingNodeTypes);
-    if (!missing.length) return;
+    if (!missing.length || loadingConverted) return;
     const choice = await dialog(
       "AnimDiff: this is an AnimateDiff-Evolved workflow",
       `These AnimateDiff-Evolved nodes are not installed:\n  ${missing.join("\n  ")}\n\n` +
