@@ -38,6 +38,9 @@ def convert(workflow, name: str = "", pack: dict | None = None) -> tuple[dict, R
         return _convert_ui(workflow, report, pack), report
     if api.is_api(workflow):
         return api.write(workflow, plan(api.read(workflow), report), report), report
+    if isinstance(workflow, dict) and api.is_api(workflow.get("prompt")):  # a /prompt request body
+        converted, report = convert(workflow["prompt"], name, pack)
+        return {**workflow, "prompt": converted}, report
     raise ConvertError(f"{name or 'the workflow'} is neither a UI-format workflow (\"nodes\" and \"links\") nor an "
                        "API-format one (node id -> {\"class_type\", \"inputs\"})")
 

@@ -217,7 +217,7 @@ def v1_loader(ctx, v, context=None):
     motion = b.add("AnimDiffLoadMotionModule", model_name=v["model_name"], version="auto")
     if context is not None:
         context = b.add("AnimDiffContextOptions", **context)
-        b.note("ADE's looped uniform schedule is the AnimateDiff-CLI one (more windows per step); ours shifts as many windows as static")
+        b.note(SCHEDULE_NOTES["looped_uniform"])
     out = animate(b, v["model"], motion, [], v["beta_schedule"], context=context)
     return b.done({0: out, 1: v["latents"]})
 
@@ -268,10 +268,10 @@ def keyframe(ctx, v):
 
 
 SCHEDULE_NOTES = {
-    "looped_uniform": "ADE's looped uniform schedule is the AnimateDiff-CLI one (windows at several strides, more per step); "
-                      "ours shifts the seams at every step with as many windows as static",
-    "standard_uniform": "ADE's standard uniform schedule shifts windows by a per-step offset without wrapping; ours shifts the "
-                        "seams with as many windows as static (window counts differ)",
+    "looped_uniform": "ADE's looped uniform schedule (AnimateDiff-CLI's) places its windows differently from ours at each step "
+                      "(as many per step in a 16/4 check over 24-64 frames); ours shifts the seams with as many windows as static",
+    "standard_uniform": "ADE's standard uniform schedule adds a window on some steps (48 frames, 16/4: 5 instead of 4 from step 4); "
+                        "ours shifts the seams with as many windows as static",
 }
 
 

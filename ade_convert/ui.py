@@ -86,7 +86,7 @@ def _height(cls: str, widgets: int) -> int:
     return 30 + ROW * (sockets + widgets) + (80 if cls == "AnimDiffPromptSchedule" else 0)
 
 
-def _new_node(cls: str, values: dict, node_id: int, pos, original: dict | None, pack: dict) -> tuple[dict, list]:
+def _new_node(cls: str, values: dict, node_id: int, pos, original: dict | None, pack: dict, mode: int = 0) -> tuple[dict, list]:
     """A UI node of ``cls`` with ``values``; returns it and its links to make: ``(input slot, value)``."""
     target = TARGETS[cls]
     inputs, widgets, wanted = [], [], []
@@ -106,7 +106,7 @@ def _new_node(cls: str, values: dict, node_id: int, pos, original: dict | None, 
             wanted.append((len(inputs), value))
         inputs.append(socket)
     node = {"id": node_id, "type": cls, "pos": pos, "size": [NODE_WIDTH, _height(cls, len(widgets))], "flags": {},
-            "order": (original or {}).get("order", 0), "mode": (original or {}).get("mode", 0), "inputs": inputs,
+            "order": (original or {}).get("order", 0), "mode": mode, "inputs": inputs,
             "outputs": [{"name": name, "type": type_, "slot_index": slot, "links": None} for slot, (name, type_) in enumerate(target.outputs)],
             "properties": {"Node name for S&R": cls, **(pack if target.pack else {"cnr_id": "comfy-core"})},
             "widgets_values": widgets}
@@ -175,8 +175,9 @@ def write(graph: dict, plan: Plan, report, next_id: list, pack: dict) -> dict:
         for index, new in enumerate(plan.rewrites[node_id].nodes):
             first = index == 0 and node_id not in plan.kept
             pos = copy.deepcopy(node.get("pos")) if first else [x, y + offset]
-            made, wanted = _new_node(new.cls, new.inputs, ids[(node_id, index)], pos, node if first else None, pack)
-            offset += made["size"][1] + GAP + (0 if first else 0)
+            made, wanted = _new_node(new.cls, new.inputs, ids[(node_id, index)], pos, node if first else None, pack,
+                                     node.get("mode", 0))  # muted or bypassed: all of its conversion too
+            offset += made["size"][1] + GAP
             if first:
                 width = _xy(node.get("size"))[0]
                 made["size"] = [max(width, NODE_WIDTH), max(_xy(node.get("size"))[1], made["size"][1])]

@@ -169,6 +169,8 @@ def test_bad_workflows_are_clear_errors():
         convert({"hello": 1})
     with pytest.raises(ConvertError, match="neither"):
         convert([1, 2])
+    body, report = convert({"prompt": CASES["ADE_AnimateDiffLoaderGen1"](), "client_id": "x"})  # a /prompt request body
+    assert body["client_id"] == "x" and ade_classes(body["prompt"]) == [] and report.complete
     cycle = {"1": {"class_type": "ADE_MultivalDynamic", "inputs": {"mask_optional": ["2", 0]}},
              "2": {"class_type": "GrowMask", "inputs": {"mask": ["1", 0]}}}
     with pytest.raises(ConvertError, match="cycle through nodes"):

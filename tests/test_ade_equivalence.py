@@ -19,10 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 from ade_workflows import LORA, MM, gen1, gen2
+from comfy_server import ComfyServer
 from pack_import import COMFYUI_DIR, PACK_DIR, load_package
 from weights import extra_model_paths_yaml, write_all
-
-from comfy_server import ComfyServer
 
 ADE_DIR = os.environ.get("ANIMDIFF_ADE_DIR")
 pytestmark = pytest.mark.skipif(not ADE_DIR, reason="set ANIMDIFF_ADE_DIR to an AnimateDiff-Evolved checkout")
