@@ -78,7 +78,11 @@ def test_targets_are_the_servers_nodes(server):
         assert list(zip(info[cls]["output_name"], info[cls]["output"], strict=True)) == list(target.outputs), cls
 
 
-@pytest.mark.parametrize("ade_id", sorted(CASES))
+# The most used ADE loaders run in the default tier; the other cases (about 10 s each on two cores) in the slow one.
+DEFAULT_TIER = {"ADE_AnimateDiffLoaderGen1", "ADE_UseEvolvedSampling", "ADE_AnimateDiffLoaderWithContext"}
+
+
+@pytest.mark.parametrize("ade_id", [pytest.param(i, marks=() if i in DEFAULT_TIER else pytest.mark.slow) for i in sorted(CASES)])
 def test_converted_ade_workflow_runs(server, ade_id):
     workflow = CASES[ade_id]()
     converted, report = convert(workflow, ade_id)
@@ -243,3 +247,14 @@ def test_readme_table_is_the_mapping_table():
     start = text.index("<!-- ade-table")
     table = text[text.index("\n", start) + 1:text.index("<!-- /ade-table -->")].strip()
     assert table == markdown()
+
+
+def test_batch_client_converts_an_ade_workflow_behind_a_flag(server, tmp_path):
+    workflow = tmp_path / "ade.json"
+    workflow.write_text(json.dumps(CASES["ADE_AnimateDiffLoaderGen1"]()))
+    batch = [sys.executable, str(ROOT / "scripts" / "animdiff_batch.py"), str(workflow), "--server", server.url, "--fresh"]
+    refused = subprocess.run([*batch, "--out", str(tmp_path / "plain")], capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and "ADE_AnimateDiffLoaderGen1" in refused.stdout + refused.stderr  # off by default
+    run = subprocess.run([*batch, "--convert-ade", "--out", str(tmp_path / "converted")], capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "ADE_AnimateDiffLoaderGen1 -> " in run.stdout
