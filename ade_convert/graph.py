@@ -200,6 +200,10 @@ def plan(graph: Graph, report: Report) -> Plan:
         except Unsupported as err:
             report.unsupported_node(node_id, node.cls, str(err), graph.where)
             continue
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError) as err:  # values no ADE version writes
+            report.unsupported_node(node_id, node.cls, f"its values could not be read ({type(err).__name__}: {err}): left as it is",
+                                    graph.where)
+            continue
         rewrite.differs = node.notes + notes + rewrite.differs
         rewrites[node_id] = rewrite
         converted.append(node_id)

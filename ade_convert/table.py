@@ -210,9 +210,8 @@ TABLE: dict[str, Entry] = {
 
 def ade_values(entry: Entry, node: GNode) -> tuple[dict, list[str]]:
     """The node's values by ADE input name, ADE's defaults where the file has none; notes on what was assumed."""
-    values = {i.name: i.default for i in entry.inputs if i.widget and not i.warning}
-    values.update({k: v for k, v in node.inputs.items() if k in values or any(i.name == k for i in entry.inputs)})
-    values.pop("deprecation_warning", None)
+    values = {i.name: i.default for i in entry.inputs if not i.warning}
+    values.update({k: v for k, v in node.inputs.items() if k in values})
     notes = []
     if missing := [i.name for i in entry.inputs if i.widget and not i.warning and i.default is None and values.get(i.name) is None]:
         notes.append(f"no value for {', '.join(missing)}: choose one on the converted node")

@@ -42,7 +42,22 @@ def _record(link: tuple, as_object: bool):
     return list(link)
 
 
+def _check(graph: dict, label: str) -> None:
+    """The structure the frontend writes, or a ConvertError naming what is not."""
+    for node in graph["nodes"]:
+        if not isinstance(node, dict) or "id" not in node or not isinstance(node.get("type"), str):
+            raise ConvertError(f"{label}: a node without an id or type: {str(node)[:80]}")
+        for key in ("inputs", "outputs"):
+            if not isinstance(node.get(key) or [], list) or not all(isinstance(s, dict) for s in node.get(key) or []):
+                raise ConvertError(f"{label}: node {node['id']} ({node['type']}) has {key} that are not a list of sockets")
+    for record in graph.get("links") or []:
+        link = _link(record)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (link[2], link[4])) or link[2] < 0 or link[4] < 0:
+            raise ConvertError(f"{label}: link {link[0]} has no valid slot numbers: {record!r}")
+
+
 def read(graph: dict, where: str = "") -> Graph:
+    _check(graph, where or "the workflow")
     links = {}
     for record in graph.get("links") or []:
         link = _link(record)
@@ -56,13 +71,16 @@ def read(graph: dict, where: str = "") -> Graph:
                 raise ConvertError(f"{label}: link {link[0]} joins node {end}, which is not in the workflow")
     nodes = {}
     for node in graph["nodes"]:
-        if not isinstance(node, dict) or "id" not in node or not isinstance(node.get("type"), str):
-            raise ConvertError(f"{label}: a node without an id or type: {str(node)[:80]}")
         entry = TABLE.get(node["type"])
         inputs, notes = {}, []
         if entry is not None and entry.rule is not None:
             stored = node.get("widgets_values") or []
-            inputs, notes = (widget_values(entry, stored) if isinstance(stored, list) else (dict(stored), []))
+            if isinstance(stored, list):
+                inputs, notes = widget_values(entry, stored)
+            elif isinstance(stored, dict):
+                inputs = dict(stored)
+            else:
+                notes = [f"widgets_values {stored!r} is not a list: ADE's defaults are used"]
         for index, socket in enumerate(node.get("inputs") or []):
             link = links.get(socket.get("link"))
             if link is not None:
@@ -115,7 +133,7 @@ def _new_node(cls: str, values: dict, node_id: int, pos, original: dict | None, 
             if key in original:
                 node[key] = copy.deepcopy(original[key])
         title = original.get("title")
-        if title and ADE_MARK not in title:
+        if isinstance(title, str) and title and ADE_MARK not in title:
             node["title"] = title
     return node, wanted
 
@@ -224,7 +242,7 @@ def _relink(nodes: list, links: list) -> None:
         if str(dst) in by_id and dst_slot < len(by_id[str(dst)].get("inputs") or []):
             by_id[str(dst)]["inputs"][dst_slot]["link"] = link_id
         if str(src) in by_id:
-            outputs = by_id[str(src)].setdefault("outputs", [])
+            outputs = by_id[str(src)]["outputs"] = by_id[str(src)].get("outputs") or []
             while len(outputs) <= src_slot:
                 outputs.append({"name": "", "type": "*", "links": []})
             outputs[src_slot]["links"].append(link_id)

@@ -258,3 +258,16 @@ def test_batch_client_converts_an_ade_workflow_behind_a_flag(server, tmp_path):
     run = subprocess.run([*batch, "--convert-ade", "--out", str(tmp_path / "converted")], capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "ADE_AnimateDiffLoaderGen1 -> " in run.stdout
+
+
+@pytest.mark.parametrize("value", [None, "text", 3.5, True, [], {"a": 1}])
+def test_odd_values_never_crash(value):
+    """Every ADE node id with every input set to an odd value (API format) or odd widget values (UI format): a
+    converted or unsupported entry for each, never an exception other than ConvertError."""
+    for ade_id, entry in TABLE.items():
+        inputs = {i.name: value for i in entry.inputs}
+        _, report = convert({"1": {"class_type": ade_id, "inputs": inputs}})
+        assert len(report.converted + report.approximated + report.unsupported) == 1, ade_id
+        ui = {"nodes": [{"id": 1, "type": ade_id, "inputs": [], "outputs": [], "widgets_values": value}], "links": []}
+        _, report = convert(ui)
+        assert len(report.converted + report.approximated + report.unsupported) == 1, ade_id
