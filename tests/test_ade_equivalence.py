@@ -93,6 +93,7 @@ def test_converted_workflow_on_ours_equals_the_original_on_ade(both, case):
         **original["sampler"], "inputs": {**original["sampler"]["inputs"], "model": ["ckpt", 0]}}}, f"plain_{case}") \
         if "ade" in original else None
     scale = theirs.abs().max().item()
+    print(f"{case}: max |ours - ADE| = {(ours - theirs).abs().max().item():.3g} (latents up to {scale:.3g})")
     assert torch.allclose(ours, theirs, atol=2e-3 * scale, rtol=0), (ours - theirs).abs().max().item()
     if plain is not None:  # the motion module does something (the comparison can fail)
         assert (theirs - plain).abs().max().item() > 10 * (ours - theirs).abs().max().item()
