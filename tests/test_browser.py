@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from graphs import UI_WORKFLOWS, shipped, validation_errors
+from graphs import UI_WORKFLOWS, WORKFLOWS, shipped, validation_errors
+from workflow_ui import pack_properties
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
@@ -113,3 +114,22 @@ def test_frontend_reports_an_unknown_node_as_missing(frontend):
     # "errors found" notice whose details list the node's pack (its cnr_id) under "Missing Node Packs".
     shown = wait_for(frontend, MISSING_NODE_REPORT, timeout=20)
     assert "AnimDiffApplyMotionModel" in shown or ("Missing Node Packs" in shown and "comfyui-animdiff" in shown), shown
+
+
+PACK_UI_WORKFLOWS = sorted(p.name for p in (WORKFLOWS / "packs").glob("*.json") if not p.name.endswith(".api.json"))
+
+
+@pytest.mark.parametrize("name", PACK_UI_WORKFLOWS)
+def test_frontend_reports_other_packs_as_missing_not_broken(frontend, name):
+    """A workflow of workflows/packs/ on a ComfyUI without those packs: exactly the other packs' nodes are missing,
+    reported by node type (frontend 1.32) or by pack (newer ones); ours and the core nodes load."""
+    workflow = shipped(f"packs/{name}")
+    ours_or_core = {pack_properties()["cnr_id"], "comfy-core"}
+    expected = sorted({n["type"] for n in workflow["nodes"] if n["properties"]["cnr_id"] not in ours_or_core})
+    packs = {n["properties"]["cnr_id"] for n in workflow["nodes"]} - ours_or_core
+    assert expected and packs
+    frontend.execute_script("return window.app.loadGraphData(arguments[0], true, true, arguments[1])", workflow, name)
+    missing = frontend.execute_script("return window.app.graph.nodes.filter(n => !LiteGraph.registered_node_types[n.type]).map(n => n.type)")
+    assert sorted(set(missing)) == expected
+    shown = wait_for(frontend, MISSING_NODE_REPORT, timeout=20)
+    assert all(t in shown for t in expected) or ("Missing Node Packs" in shown and all(p in shown for p in packs)), shown
