@@ -103,12 +103,14 @@ def assert_windows_equal_whole(out: dict[str, torch.Tensor]) -> None:
     assert_all_equal(out, "whole", [f"wpc{n}" for n in WINDOWS_PER_CALL])
 
 
+@pytest.mark.slow  # several samplings of 16 frames on the full-size test model (minutes on two shared cores)
 def test_acn_per_frame_hints_and_masks_in_windows(packs_server):
     out = latents(packs_server, controlnet_graph([("acn", "acn", {"mask_optional": ["masks", 0]})], plain=True))
     assert_windows_equal_whole(out)
     assert len(frames_off(out["whole"], out["plain"])) == FRAMES  # the control steers every frame
 
 
+@pytest.mark.slow  # several samplings of 16 frames on the full-size test model (minutes on two shared cores)
 def test_acn_timestep_and_latent_keyframes_in_windows(packs_server):
     """Latent keyframes on frames two windows share: with several windows per call each frame is there once."""
     out = latents(packs_server, controlnet_graph([("acn", "acn", {"timestep_kf": ["tk1", 0], "latent_kf_override": ["lkf", 0]})],
@@ -116,6 +118,7 @@ def test_acn_timestep_and_latent_keyframes_in_windows(packs_server):
     assert_windows_equal_whole(out)
 
 
+@pytest.mark.slow  # several samplings of 16 frames on the full-size test model (minutes on two shared cores)
 @pytest.mark.parametrize("order", ["acn_over_stock", "stock_over_acn"])
 def test_acn_and_stock_controlnet_chained_in_windows(packs_server, order):
     """The control applied last is on top: its chain below must be the window's copy too."""
@@ -127,7 +130,7 @@ def test_acn_and_stock_controlnet_chained_in_windows(packs_server, order):
 MOTION_MODULE = "mm_v3_random.safetensors"
 
 
-@pytest.mark.slow  # four prompts with a motion module and SparseCtrl
+@pytest.mark.slow  # two samplings with a motion module and SparseCtrl
 @pytest.mark.parametrize("applies, stock", [
     ([("stock", "sc", {}), ("acn", "acn", {})], [("stock", "sc", {}), ("stock", "cn", {})]),  # ACN over our SparseCtrl
     ([("acn", "acn", {}), ("stock", "sc", {})], [("stock", "cn", {}), ("stock", "sc", {})]),  # our SparseCtrl over ACN
@@ -141,6 +144,7 @@ def test_acn_and_our_sparsectrl_chained_in_windows(packs_server, applies, stock)
     assert_all_equal(out, "stock", ["acn"])
 
 
+@pytest.mark.slow  # several samplings of 16 frames on the full-size test model (minutes on two shared cores)
 def test_with_a_motion_module_batched_windows_equal_one_by_one(packs_server):
     """ACN hints, mask, timestep and latent keyframes, and IPAdapter per-frame embeds, mask and weights together."""
     prompt = ipadapter_graph(MOTION_MODULE, whole=False, controlnet=True)
@@ -150,6 +154,7 @@ def test_with_a_motion_module_batched_windows_equal_one_by_one(packs_server):
     assert_all_equal(out, "wpc1", ["wpc0", "wpc2"])
 
 
+@pytest.mark.slow  # several samplings of 16 frames on the full-size test model (minutes on two shared cores)
 def test_ipadapter_batch_embeds_masks_and_weights_in_windows(packs_server):
     out = latents(packs_server, ipadapter_graph(plain=True))
     assert_windows_equal_whole(out)
@@ -170,6 +175,7 @@ def test_acn_sparsectrl_loader_needs_animatediff_evolved(packs_server):
 PACK_WORKFLOWS = sorted(p.name.removesuffix(".api.json") for p in (WORKFLOWS / "packs").glob("*.api.json"))
 
 
+@pytest.mark.slow  # several samplings of 16 frames on the full-size test model (minutes on two shared cores)
 @pytest.mark.parametrize("name", PACK_WORKFLOWS)
 def test_pack_workflow_runs_and_saves_through_videohelpersuite(packs_server, name):
     """VHS_LoadVideo -> our windowed vid2vid (8-frame windows here) -> VHS_VideoCombine, as shipped but on the test models."""
