@@ -14,6 +14,7 @@ FRAMES = 16
 WINDOWS_PER_CALL = (0, 1, 2)  # 0: as many as fit (here all three windows in one call), 1: one by one, N = 2
 IPADAPTER = "ip-adapter_sd15_random.safetensors"
 EMBEDS = "frame_embeds.ipadpt"  # written by the test into the server's input folder: (16, 1024) CLIP-vision image embeds
+NEG_EMBEDS = "zero_embeds.ipadpt"  # (24, 1024) zeros: the negative embeds IPAdapter_plus would take for this model
 
 
 def base(motion_module: str | None = None) -> tuple[dict, list]:
@@ -122,9 +123,10 @@ def ipadapter_graph(motion_module: str | None = None, whole: bool = True, window
         "weights": {"class_type": "IPAdapterWeights", "inputs": {
             "weights": weights, "timing": "custom", "frames": FRAMES, "start_frame": 0, "end_frame": 9999,
             "add_starting_frames": 0, "add_ending_frames": 0, "method": "full batch"}},
+        "neg_embeds": {"class_type": "IPAdapterLoadEmbeds", "inputs": {"embeds": NEG_EMBEDS}},
         "ipa_apply": {"class_type": "IPAdapterEmbedsBatch", "inputs": {
-            "model": model, "ipadapter": ["ipa", 0], "pos_embed": ["embeds", 0], "weight": ["weights", 0], "weight_type": "linear",
-            "start_at": 0.0, "end_at": 1.0, "embeds_scaling": "V only", "attn_mask": ["masks", 0]}},
+            "model": model, "ipadapter": ["ipa", 0], "pos_embed": ["embeds", 0], "neg_embed": ["neg_embeds", 0], "weight": ["weights", 0],
+            "weight_type": "linear", "start_at": 0.0, "end_at": 1.0, "embeds_scaling": "V only", "attn_mask": ["masks", 0]}},
     })
     positive, negative = ["pos", 0], ["neg", 0]
     if controlnet:
@@ -138,7 +140,7 @@ VIDEO_EMBEDS = "video_embeds.ipadpt"  # (24, 1024): one embed per frame of the w
 
 def pack_workflow_on_test_models(prompt: dict) -> dict:
     """A workflow of workflows/packs/ on the test models (:func:`graphs.on_test_models`), its CLIP-vision encoding of
-    the frames replaced by precomputed embeds (no CLIP-vision weights are built for the tests)."""
+    the frames replaced by precomputed embeds and zeros for the negative (no CLIP-vision weights are built for the tests)."""
     prompt = on_test_models(prompt, "input.mp4")
     for node_id, node in list(prompt.items()):
         inputs, kind = node["inputs"], node["class_type"]
@@ -150,11 +152,13 @@ def pack_workflow_on_test_models(prompt: dict) -> dict:
             inputs["ipadapter_file"] = IPADAPTER
         elif kind == "IPAdapterEncoder":
             prompt[node_id] = {"class_type": "IPAdapterLoadEmbeds", "inputs": {"embeds": VIDEO_EMBEDS}}
+            prompt[f"{node_id}_neg"] = {"class_type": "IPAdapterLoadEmbeds", "inputs": {"embeds": NEG_EMBEDS}}
         elif kind == "CLIPVisionLoader":
             del prompt[node_id]
         elif kind == "AnimDiffContextOptions":
             inputs.update(context_length=8, context_overlap=2)
-    for node in prompt.values():  # the negative embeds came from the encoder: IPAdapter_plus then uses zeros
-        if node["class_type"] == "IPAdapterEmbedsBatch":
-            node["inputs"].pop("neg_embed", None)
+    for node in prompt.values():  # the encoder's negative embeds (its second output): zeros, as for this model
+        negative = node["inputs"].get("neg_embed")
+        if node["class_type"] == "IPAdapterEmbedsBatch" and negative:
+            node["inputs"]["neg_embed"] = [f"{negative[0]}_neg", 0]
     return prompt

@@ -23,6 +23,7 @@ from pack_graphs import (
     EMBEDS,
     FRAMES,
     IPADAPTER,
+    NEG_EMBEDS,
     VIDEO_EMBEDS,
     WINDOWS_PER_CALL,
     controlnet_graph,
@@ -71,6 +72,7 @@ def packs_server(tmp_path_factory):
         write_ipadapter(running.scratch / "ipadapter" / IPADAPTER)
         torch.save(torch.randn(FRAMES, 1024, generator=torch.Generator().manual_seed(5)), running.input_dir / EMBEDS)
         torch.save(torch.randn(24, 1024, generator=torch.Generator().manual_seed(6)), running.input_dir / VIDEO_EMBEDS)
+        torch.save(torch.zeros(24, 1024), running.input_dir / NEG_EMBEDS)
         yield running
 
 
