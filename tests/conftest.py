@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from pack_import import COMFYUI_DIR  # noqa: E402
 from weights import checkpoint_path, extra_model_paths_yaml, write_all, write_test_image, write_test_video  # noqa: E402
 
 # Tests that use one of these fixtures (directly or through another fixture) are in the full tier only.
-FULL_TIER_FIXTURES = {"server", "sd15", "v3"}
+FULL_TIER_FIXTURES = {"server", "cached_server", "sd15", "v3"}
 
 
 def pytest_addoption(parser):
@@ -53,8 +54,24 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """A real headless ComfyUI with this pack, the random test models and no result cache."""
+    with running_server(tmp_path_factory.mktemp("comfy"), ["--cache-none"]) as running:
+        RUNNING.append(running)
+        yield running
+        RUNNING.clear()
+
+
+@pytest.fixture(scope="module")
+def cached_server(tmp_path_factory):
+    """A second server with ComfyUI's result cache on, as users run it, for one test module: many prompts that share
+    their loaders (cases refused by one node each) load the models once."""
+    with running_server(tmp_path_factory.mktemp("comfy_cached")) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def running_server(tmp, extra_args=()):
+    """A real headless ComfyUI with this pack and the random test models, its folders under ``tmp``."""
     write_all()
-    tmp = tmp_path_factory.mktemp("comfy")
     (tmp / "input").mkdir()
     write_test_video(tmp / "input" / "input.mp4")
     write_test_image(tmp / "input" / TEST_IMAGE)
@@ -62,15 +79,13 @@ def server(tmp_path_factory):
     for folder in ("animatediff_models", "animatediff_motion_lora"):
         (scratch / folder).mkdir(parents=True)
     args = ["--extra-model-paths-config", str(extra_model_paths_yaml(tmp / "models.yaml", scratch)),
-            "--output-directory", str(tmp / "output"), "--input-directory", str(tmp / "input"), "--cache-none"]
+            "--output-directory", str(tmp / "output"), "--input-directory", str(tmp / "input"), *extra_args]
     if not torch.cuda.is_available():
         args.append("--cpu")
     with ComfyServer(COMFYUI_DIR, args, tmp / "comfyui.log") as running:
         running.output_dir = tmp / "output"
         running.scratch = scratch
-        RUNNING.append(running)
         yield running
-        RUNNING.clear()
 
 
 RUNNING: list = []  # the session's server, once a test has started it

@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import random
+import re
 
 import pytest
 import safetensors.torch
@@ -205,6 +206,23 @@ def test_non_finite_weights_are_refused_naming_the_first_bad_tensor(tmp_path, va
     kind = "NaN" if value != value else "infinite"
     with pytest.raises(NonFiniteError, match=rf"bad{suffix}: tensor {bad} holds {kind} values \(1 of"):
         read_state_dict(path)
+
+
+@pytest.mark.parametrize("ending,dtype,kind", [("proj_out.weight", torch.int32, "integer"), ("pos_encoder.pe", torch.int64, "integer"),
+                                               ("norm.weight", torch.bool, "boolean"), ("to_q.weight", torch.complex64, "complex")])
+def test_tensor_of_the_wrong_kind_is_refused_naming_file_and_tensor(ending, dtype, kind):
+    state = small_model("v3")[1]
+    bad = sorted(k for k in state if k.endswith(ending))[0]
+    state[bad] = state[bad].to(dtype)
+    with pytest.raises(FileError, match=rf"bad.safetensors: does not match the v3 motion-module layout: {re.escape(bad)} is "
+                                        rf"{str(dtype).removeprefix('torch.')} \({kind}\), the v3 motion-module layout needs floating point"):
+        build_motion_network(state, "bad.safetensors")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_every_floating_point_precision_loads(dtype):
+    network = build_motion_network({k: v.to(dtype) for k, v in small_model("v3")[1].items()}, "half.safetensors")
+    assert next(network.parameters()).dtype == dtype
 
 
 def test_truncated_safetensors_is_reported(tmp_path):
