@@ -56,8 +56,9 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     # Wrapper types and the functions they wrap (the wrapper receives the wrapped function's arguments).
     T("comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL", (), "motion_module.patcher"),
     T("comfy.patcher_extension.WrappersMP.CALC_COND_BATCH", (), "sampling.windowed"),
-    T("comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING", (), "sampling.windowed, sampling.cond_frames"),
-    T("comfy.patcher_extension.WrappersMP.OUTER_SAMPLE", (), "noise (reads the noise tensor)"),
+    T("comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING", (), "sampling.windowed"),
+    T("comfy.patcher_extension.WrappersMP.OUTER_SAMPLE", (), "noise (reads the noise tensor), sampling.cond_frames (the "
+      "guider's conds against the noise's frames)"),
     T("comfy.ldm.modules.diffusionmodules.openaimodel.UNetModel._forward",
       ("x", "timesteps", "context", "y", "control", "transformer_options"), "motion_module.patcher (DIFFUSION_MODEL executor)"),
     T("comfy.samplers._calc_cond_batch", ("model", "conds", "x_in", "timestep", "model_options"), "sampling.windowed"),

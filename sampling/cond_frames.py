@@ -25,7 +25,9 @@ import torch
 from ..errors import FramesError
 
 KEY = "animdiff_cond_frames"
-PREPARE_SAMPLING = comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING
+# OUTER_SAMPLE: the guider's conds and the sampler's noise of the whole video; PREPARE_SAMPLING would see the
+# one-window shape the context windows' memory estimate passes on.
+OUTER_SAMPLE = comfy.patcher_extension.WrappersMP.OUTER_SAMPLE
 PER_FRAME = ("cross_attn", "pooled_output")  # the per-frame parts of a conditioning entry (text embedding, SDXL pooled)
 
 
@@ -59,18 +61,18 @@ def check_cond_frames(conds: dict, frames: int) -> None:
 
 
 class CondFrameCheck:
-    """``PREPARE_SAMPLING`` wrapper running :func:`check_cond_frames` before any model call; stateless, so copies of
-    ``model_options`` may share it."""
+    """``OUTER_SAMPLE`` wrapper running :func:`check_cond_frames` on the guider's conds and the sampler's noise
+    ``(frames, c, h, w)`` before anything is loaded or run; stateless, so copies of ``model_options`` may share it."""
 
     def __deepcopy__(self, memo):
         return self
 
-    def __call__(self, executor, model, noise_shape, conds, *args, **kwargs):
-        check_cond_frames(conds, noise_shape[0])
-        return executor(model, noise_shape, conds, *args, **kwargs)
+    def __call__(self, executor, noise, *args, **kwargs):
+        check_cond_frames(executor.class_obj.conds, noise.shape[0])
+        return executor(noise, *args, **kwargs)
 
 
 def use_cond_frame_check(patcher) -> None:
     """Check the conds of every sampling with ``patcher`` (a clone the caller owns) against its latent batch; once."""
-    if not patcher.get_wrappers(PREPARE_SAMPLING, KEY):
-        patcher.add_wrapper_with_key(PREPARE_SAMPLING, KEY, CondFrameCheck())
+    if not patcher.get_wrappers(OUTER_SAMPLE, KEY):
+        patcher.add_wrapper_with_key(OUTER_SAMPLE, KEY, CondFrameCheck())

@@ -169,8 +169,7 @@ def test_tensor_of_the_wrong_kind_is_refused_naming_it_and_half_precision_loads(
     state = original_names(state)
     build_sparse_controlnet({k: v.to(torch.bfloat16) for k, v in state.items()}, "bf16.ckpt", torch.float32)
     bad = sorted(state)[0]
-    with pytest.raises(FileError, match=rf"bad.ckpt: does not match the SparseCtrl rgb layout: {re.escape(bad)} is int32 \(integer\), "
-                                        "the SparseCtrl rgb layout needs floating point values"):
+    with pytest.raises(FileError, match=rf"bad.ckpt: tensor {re.escape(bad)} is int32 \(integer\), but weights must be floating point"):
         build_sparse_controlnet({**state, bad: state[bad].to(torch.int32)}, "bad.ckpt", torch.float32)
 
 
