@@ -57,7 +57,8 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL", (), "motion_module.patcher"),
     T("comfy.patcher_extension.WrappersMP.CALC_COND_BATCH", (), "sampling.windowed"),
     T("comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING", (), "sampling.windowed"),
-    T("comfy.patcher_extension.WrappersMP.OUTER_SAMPLE", (), "noise (reads the noise tensor)"),
+    T("comfy.patcher_extension.WrappersMP.OUTER_SAMPLE", (), "noise (reads the noise tensor), sampling.cond_frames (the "
+      "guider's conds against the noise's frames)"),
     T("comfy.ldm.modules.diffusionmodules.openaimodel.UNetModel._forward",
       ("x", "timesteps", "context", "y", "control", "transformer_options"), "motion_module.patcher (DIFFUSION_MODEL executor)"),
     T("comfy.samplers._calc_cond_batch", ("model", "conds", "x_in", "timestep", "model_options"), "sampling.windowed"),
@@ -113,6 +114,8 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy.model_management.unet_manual_cast", ("weight_dtype", "inference_device"), "sparsectrl.loader"),
     T("comfy.ops.pick_operations", ("weight_dtype", "compute_dtype"), "sparsectrl.loader"),
     T("comfy.utils.weight_dtype", ("sd",), "sparsectrl.loader"),
+    T("comfy.utils.repeat_to_batch_size", ("tensor", "batch_size"), "sampling.cond_frames (conds tiled to the video as ComfyUI "
+      "tiles them)"),
     T("comfy.utils.common_upscale", ("samples", "width", "height", "upscale_method", "crop"), "sparsectrl.control (keyframe resize)"),
     # Model folders.
     T("folder_paths.models_dir", (), "nodes (folders)"),

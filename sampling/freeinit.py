@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.fft as fft
 
-from ..errors import OptionsError
+from ..errors import OptionsError, require_finite
 
 FILTERS = ["butterworth", "ideal", "gaussian", "box"]
 NOISE_MODES = ["fresh", "same"]
@@ -42,6 +42,7 @@ class FreeInitOptions:
     noise: str = "fresh"
 
     def __post_init__(self):
+        require_finite(**vars(self))
         if self.iterations < 1:
             raise OptionsError(f"iterations must be at least 1, got {self.iterations}")
         if self.filter not in FILTERS:

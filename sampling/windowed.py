@@ -2,8 +2,8 @@
 
 Wrapping the model evaluation, not the sampler loop, makes every stock sampler work. For each
 window the latents, the timesteps and everything per-frame in the conds are sliced to the
-window's frames: per-frame conditioning tensors (``model_conds`` with one entry per frame),
-masks, and ControlNet/T2I-adapter hint images (ComfyUI itself would take the first frames).
+window's frames: per-frame conditioning tensors (``model_conds`` with one entry per frame, or rows that
+tile the video: :mod:`.cond_frames`), masks, and ControlNet/T2I-adapter hint images (ComfyUI itself would take the first frames).
 Each model call names its frames in ``transformer_options`` (:mod:`.window_params`).
 
 Several windows of equal length share one model call: their frames are concatenated (``k L``
@@ -30,6 +30,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import OptionsError
+from .cond_frames import use_cond_frame_check, video_rows
 from .context import ContextOptions, context_windows, fuse_weights
 from .self_slicing import WithChain, places_by_frame, slices_itself
 from .window_params import with_window
@@ -119,10 +120,11 @@ def calls(windows: list[list[int]], per_call: int, distinct: bool = False) -> li
 
 
 def slice_cond(cond: dict, index: torch.Tensor, frames: int, sliced: dict | None = None) -> dict:
-    """A processed cond with its per-frame conditioning, mask and ControlNet inputs cut to ``index`` (``sliced``:
-    see :func:`slice_control`)."""
+    """A processed cond with its per-frame conditioning (tiled to the video first, as ComfyUI tiles it:
+    :func:`.cond_frames.video_rows`), mask and ControlNet inputs cut to ``index`` (``sliced``: see :func:`slice_control`)."""
     out = dict(cond)
-    out["model_conds"] = {name: c._copy_with(take(c.cond, index)) if per_frame(getattr(c, "cond", None), frames) else c
+    rows = {name: video_rows(getattr(c, "cond", None), frames) for name, c in cond.get("model_conds", {}).items()}
+    out["model_conds"] = {name: c if rows[name] is None else c._copy_with(take(rows[name], index))
                           for name, c in cond.get("model_conds", {}).items()}
     if per_frame(cond.get("mask"), frames):
         out["mask"] = take(cond["mask"], index)
@@ -237,3 +239,4 @@ def use_context_windows(patcher, options: ContextOptions) -> None:
     refuse_core_windows(patcher.model_options)
     patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, KEY, WindowedEvaluation(options))
     patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING, KEY, WindowedMemoryEstimate(options))
+    use_cond_frame_check(patcher)

@@ -10,7 +10,7 @@ import comfy.utils
 import torch
 
 from ..motion_module.checkpoint import read_state_dict
-from ..motion_module.loader import check_layout
+from ..motion_module.loader import check_floating, check_layout
 from .control import SparseCtrl, parse_frame_indices
 from .layout import recognise
 from .model import SparseControlNet
@@ -18,7 +18,10 @@ from .model import SparseControlNet
 
 def build_sparse_controlnet(state_dict: dict[str, torch.Tensor], source: str, dtype: torch.dtype, operations=comfy.ops.manual_cast,
                             device=None) -> SparseControlNet:
-    """Recognise ``state_dict`` and load it exactly (every tensor, no extra one; ``pos_encoder.pe`` is computed)."""
+    """Recognise ``state_dict`` and load it exactly (every tensor, no extra one; ``pos_encoder.pe`` is computed).
+    Every tensor of a SparseCtrl file is a weight or a positional encoding: floating point, checked under the file's
+    own names before they are converted to the model's."""
+    check_floating(state_dict, source)
     state_dict, config = recognise(state_dict, source)
     model = SparseControlNet(config, operations, device=device, dtype=dtype)
     check_layout(state_dict, model.state_dict(), source, f"SparseCtrl {config.kind}")

@@ -18,7 +18,7 @@ from servers import comfy_test_server  # noqa: E402
 from weights import checkpoint_path  # noqa: E402
 
 # Tests that use one of these fixtures (directly or through another fixture) are in the full tier only.
-FULL_TIER_FIXTURES = {"server", "sd15", "v3"}
+FULL_TIER_FIXTURES = {"server", "cached_server", "sd15", "v3"}
 
 
 def pytest_addoption(parser):
@@ -55,6 +55,14 @@ def server(tmp_path_factory):
         RUNNING.append(running)
         yield running
         RUNNING.clear()
+
+
+@pytest.fixture(scope="module")
+def cached_server(tmp_path_factory):
+    """A second server with ComfyUI's result cache on, as users run it, for one test module: many prompts that share
+    their loaders (cases refused by one node each) load the models once."""
+    with comfy_test_server(tmp_path_factory.mktemp("comfy_cached"), cache=True) as running:
+        yield running
 
 
 RUNNING: list = []  # the session's server, once a test has started it
