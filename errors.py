@@ -11,6 +11,8 @@ class here reports the module ``AnimDiff`` instead: users see ``AnimDiff.FileErr
 
 from __future__ import annotations
 
+import math
+import numbers
 from pathlib import Path
 
 PREFIX = "AnimDiff: "
@@ -72,3 +74,21 @@ class TrainingError(AnimDiffError):
 
 class NonFiniteError(AnimDiffError):
     """NaN or infinite values where finite numbers are needed (weights, latents)."""
+
+
+def finite(value, name: str):
+    """``value`` as it is when it is a finite number (or no number at all); NaN or ±infinity raise an
+    :class:`OptionsError` naming ``name``: the node input, option or schedule line it came from.
+
+    Every number a user types enters through here (the option classes, the nodes' library calls, the schedule
+    parsers): ComfyUI's min/max validation lets NaN through (every comparison with it is false) and JSON carries
+    NaN and Infinity, which would otherwise fail later, blaming the weights."""
+    if isinstance(value, numbers.Real) and not math.isfinite(value):
+        raise OptionsError(f"{name} is {float(value)}: give a finite number (NaN and infinity cannot be sampled or trained)")
+    return value
+
+
+def require_finite(**values) -> None:
+    """:func:`finite` for each ``name=value`` (names as the user sees them: the node inputs)."""
+    for name, value in values.items():
+        finite(value, name)

@@ -55,8 +55,10 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     # The ModelPatcher: clones, wrappers, object patches, weight patches, additional models.
     T(f"{PATCHER}.__init__", ("model", "load_device", "offload_device"), "motion_module.loader, training"),
     T(f"{PATCHER}.clone", (), "nodes (every node that returns a MODEL / MOTION_MODULE)"),
-    T(f"{PATCHER}.add_wrapper_with_key", ("wrapper_type", "key", "wrapper"), "animate.model, sampling.windows.evaluation, sampling.noise.start"),
-    T(f"{PATCHER}.get_wrappers", ("wrapper_type", "key"), "animate.model, sampling.windows.evaluation, sampling.noise.start, training.stages"),
+    T(f"{PATCHER}.add_wrapper_with_key", ("wrapper_type", "key", "wrapper"),
+      "animate.model, sampling.windows.evaluation, sampling.noise.start, sampling.cond_frames"),
+    T(f"{PATCHER}.get_wrappers", ("wrapper_type", "key"),
+      "animate.model, sampling.windows.evaluation, sampling.noise.start, sampling.cond_frames, training.stages"),
     T(f"{PATCHER}.set_additional_models", ("key", "models"), "animate.model"),
     T(f"{PATCHER}.add_object_patch", ("name", "obj"), "animate.model, training.stages (model_sampling)"),
     T(f"{PATCHER}.get_model_object", ("name",), "animate.model, sampling.noise.start, training.stages"),
@@ -76,7 +78,8 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL", (), "animate.model, training.stages"),
     T("comfy.patcher_extension.WrappersMP.CALC_COND_BATCH", (), "sampling.windows.evaluation"),
     T("comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING", (), "sampling.windows.evaluation"),
-    T("comfy.patcher_extension.WrappersMP.OUTER_SAMPLE", (), "sampling.noise.start (reads the noise tensor)"),
+    T("comfy.patcher_extension.WrappersMP.OUTER_SAMPLE", (), "sampling.noise.start (reads the noise tensor), sampling.cond_frames (the "
+      "guider's conds against the noise's frames)"),
     T("comfy.ldm.modules.diffusionmodules.openaimodel.UNetModel._forward",
       ("x", "timesteps", "context", "y", "control", "transformer_options"), "animate.model (DIFFUSION_MODEL executor)"),
     T("comfy.samplers._calc_cond_batch", ("model", "conds", "x_in", "timestep", "model_options"), "sampling.windows.evaluation"),
@@ -151,6 +154,8 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy.model_management.unet_manual_cast", ("weight_dtype", "inference_device"), "sparsectrl.loader"),
     T("comfy.ops.pick_operations", ("weight_dtype", "compute_dtype"), "sparsectrl.loader"),
     T("comfy.utils.weight_dtype", ("sd",), "sparsectrl.loader"),
+    T("comfy.utils.repeat_to_batch_size", ("tensor", "batch_size"), "sampling.cond_frames (conds tiled to the video as ComfyUI "
+      "tiles them)"),
     T("comfy.utils.common_upscale", ("samples", "width", "height", "upscale_method", "crop"), "sparsectrl.control (keyframe resize)"),
     # Model folders.
     T("folder_paths.models_dir", (), "nodes (folders)"),
@@ -172,7 +177,9 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
                                         "disable_pbar"), "training.trainer (the arguments its sampler takes)"),
     T("comfy.samplers.CFGGuider.inner_set_conds", ("conds",), "training (the clips' captions)"),
     T("server.PromptServer.send_progress_text", ("text", "node_id"), "nodes.train (step and loss on the node)"),
-    T("server.PromptServer.instance", (), "nodes.train (the running server)"),
+    T("server.PromptServer.instance", (), "nodes.train (the running server), routes"),
+    T("server.PromptServer", (), "routes (the ADE converter's /animdiff/ade/* on the running server's routes), nodes.train"),
+    T("aiohttp.web.json_response", ("data", "status"), "routes (the ADE converter's answers)"),
 )
 
 # transformer_options keys the pack reads inside a UNet call (DIFFUSION_MODEL wrapper) or its model_options

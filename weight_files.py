@@ -92,15 +92,40 @@ def check_finite(tensors: dict[str, torch.Tensor], source: str) -> None:
                                      "the file is damaged: download or train it again")
 
 
+def dtype_kind(dtype: torch.dtype) -> str:
+    """What a tensor's values are: ``floating point`` (fp32, fp16, bf16, fp8, …), ``complex``, ``boolean`` or ``integer``.
+    Loading casts within a kind exactly enough; across kinds (an integer tensor where a weight belongs) it makes
+    the values whatever the cast makes of them."""
+    if dtype.is_floating_point:
+        return "floating point"
+    if dtype.is_complex:
+        return "complex"
+    return "boolean" if dtype == torch.bool else "integer"
+
+
+def check_floating(tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights that are not floating point (half and bfloat16 are), naming ``source`` and the first such tensor;
+    for files without a fixed layout (LoRAs, training states)."""
+    for key, value in tensors.items():
+        if not (isinstance(value, torch.Tensor) and value.is_floating_point()):
+            what = f"{str(value.dtype).removeprefix('torch.')} ({dtype_kind(value.dtype)})" if isinstance(value, torch.Tensor) \
+                else f"a {type(value).__name__}, not a tensor"
+            raise FileError(source, f"tensor {key} is {what}, but weights must be floating point (fp32, fp16 or bf16): "
+                                    "the file is damaged or not weights")
+
+
 def check_layout(state_dict: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: str, layout: str) -> None:
-    """Refuse ``state_dict`` unless it has exactly ``expected``'s tensors and shapes (positional
-    encodings may be missing: they are computed); the error names ``source`` and the first problems."""
+    """Refuse ``state_dict`` unless it has exactly ``expected``'s tensors, shapes and dtype kinds (:func:`dtype_kind`:
+    floating point for weights and positional encodings, whatever precision; buffers of other kinds their own kind);
+    positional encodings may be missing: they are computed. The error names ``source`` and the first problems."""
     problems = []
     for key, value in state_dict.items():
         if key not in expected:
             problems.append(f"unexpected tensor {key}")
         elif value.shape != expected[key].shape:
             problems.append(f"{key} has shape {list(value.shape)}, the {layout} layout needs {list(expected[key].shape)}")
+        elif (kind := dtype_kind(value.dtype)) != (needed := dtype_kind(expected[key].dtype)):
+            problems.append(f"{key} is {str(value.dtype).removeprefix('torch.')} ({kind}), the {layout} layout needs {needed} values")
     missing = [k for k in expected if k not in state_dict and not k.endswith(".pos_encoder.pe")]
     problems += [f"missing tensor {k}" for k in missing]
     if problems:

@@ -8,10 +8,11 @@ import comfy.model_patcher
 import comfy.patcher_extension
 import torch
 
-from ..errors import BaseModelError, FramesError, NonFiniteError, OptionsError
+from ..errors import BaseModelError, FramesError, NonFiniteError, OptionsError, require_finite
 from ..motion_module.injection import motion_injected, placements, sd_unet
 from ..motion_module.loader import LoadedMotionModule
 from ..motion_module.network import MotionNetwork
+from ..sampling.cond_frames import use_cond_frame_check
 from ..sampling.noise import betas
 from ..sampling.windows.evaluation import use_context_windows
 from ..sampling.windows.params import frames_of_call, video_length
@@ -111,6 +112,7 @@ def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion_module: 
                              f"on a {family} model; {err.detail}") from None
     if model.get_wrappers(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WrapperKeys.MOTION_MODULE):
         raise OptionsError("this MODEL already has a motion module; apply one per model")
+    require_finite(motion_scale=motion_scale, start_percent=start_percent, end_percent=end_percent)
     if not 0.0 <= start_percent <= end_percent <= 1.0:
         raise OptionsError(f"need 0 <= start_percent ({start_percent}) <= end_percent ({end_percent}) <= 1")
     if context_options and context_options.context_length > motion_module.config.max_frames:
@@ -129,6 +131,7 @@ def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion_module: 
     animated.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WrapperKeys.MOTION_MODULE, wrapper)
     animated.add_callback_with_key(comfy.patcher_extension.CallbacksMP.ON_PRE_RUN, WrapperKeys.MOTION_MODULE, wrapper.pre_run)
     animated.set_additional_models(WrapperKeys.MOTION_MODULE, [motion_module.patcher])
+    use_cond_frame_check(animated)
     if context_options and not views:
         use_context_windows(animated, context_options)
     return animated

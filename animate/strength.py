@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange, repeat
 
-from ..errors import FramesError, OptionsError
+from ..errors import FramesError, OptionsError, finite, require_finite
 from ..sampling.prompts.frames import Keyframe, frame_values, parse_numbers
 
 
@@ -33,6 +33,9 @@ from ..sampling.prompts.frames import Keyframe, frame_values, parse_numbers
 class MotionKeyframe:
     start_percent: float
     multiplier: float
+
+    def __post_init__(self):
+        require_finite(start_percent=self.start_percent, scale_multiplier=self.multiplier)  # the node's input names
 
 
 def add_keyframe(keyframes: tuple[MotionKeyframe, ...] | None, keyframe: MotionKeyframe) -> tuple[MotionKeyframe, ...]:
@@ -64,7 +67,7 @@ class MotionStrength:
 
     def __init__(self, scale: float, schedule: str | None = None, mask: torch.Tensor | None = None,
                  keyframes: tuple[MotionKeyframe, ...] = (), percent_to_sigma=None):
-        self.scale = scale
+        self.scale = finite(scale, "motion_scale")
         self.schedule: list[Keyframe] | None = parse_numbers(schedule) if schedule and schedule.strip() else None
         if mask is not None:
             mask = mask.float().cpu()

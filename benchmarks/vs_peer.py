@@ -54,7 +54,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import psutil  # noqa: E402
 import torch  # noqa: E402
 import websocket  # noqa: E402
-from comfy_server import ComfyServer  # noqa: E402
+from comfy_server import ComfyServer, linked_custom_nodes  # noqa: E402
 from pack_import import COMFYUI_DIR  # noqa: E402
 from peak_memory import PolledPeak  # noqa: E402
 from weights import CHECKPOINT, MODELS_DIR, SDXL_CHECKPOINT, checkpoint_path, motion_module_path, sdxl_checkpoint_path  # noqa: E402
@@ -136,11 +136,7 @@ class Server(ComfyServer):
         text = (f"animdiff_bench:\n    base_path: {MODELS_DIR}\n    checkpoints: checkpoints\n"
                 "    animatediff_models: animatediff_models\n")
         if peer_dir:
-            nodes_dir = tmp / "peer_nodes"
-            nodes_dir.mkdir(exist_ok=True)
-            link = nodes_dir / PEER_LINK
-            if not link.is_symlink():
-                link.symlink_to(peer_dir.resolve(), target_is_directory=True)
+            nodes_dir = linked_custom_nodes(tmp / "peer_nodes", {PEER_LINK: peer_dir})
             text += f"peer_nodes:\n    custom_nodes: {nodes_dir}\n"
         yaml.write_text(text)
         args = ["--extra-model-paths-config", str(yaml), "--output-directory", str(tmp / "output"), "--cache-none"]

@@ -14,8 +14,9 @@ import comfy.lora
 import comfy.model_patcher
 import torch
 
-from ..errors import FileError
+from ..errors import FileError, finite
 from ..motion_module.layout import MODULE_KEY, to_original_keys
+from ..weight_files import check_floating
 
 ADAPTER_KEY = re.compile(r"^(?:unet\.)?(?P<layer>(?:down_blocks|up_blocks)\.\d+\.attentions\.\d+|mid_block\.attentions\.\d+)"
                          r"\.transformer_blocks\.\d+\.attn[12]\.processor\.to_(?:q|k|v|out)_lora\.(?:down|up)\.weight$")
@@ -29,11 +30,13 @@ def check_domain_adapter(state_dict: dict[str, torch.Tensor], source: str) -> No
     if not any(ADAPTER_KEY.match(k) for k in state_dict):
         raise FileError(source, "not a domain adapter: no image-model attention LoRA "
                                            "(…attentions.N.transformer_blocks.N.attnX.processor.to_q_lora.down.weight) found")
+    check_floating(state_dict, source)
 
 
 def apply_domain_adapter(model: comfy.model_patcher.ModelPatcher, state_dict: dict[str, torch.Tensor], source: str,
                          alpha: float) -> comfy.model_patcher.ModelPatcher:
     """A clone of ``model`` with the adapter at weight ``alpha`` (0: the model unchanged)."""
+    finite(alpha, "alpha")
     check_domain_adapter(state_dict, source)
     patched = model.clone()
     if alpha == 0.0:

@@ -23,7 +23,7 @@ def build_motion_network(state_dict: dict[str, torch.Tensor], source: str, versi
     tensor is an error naming ``source``.
     """
     state_dict, config = recognise(state_dict, source, version)
-    dtype = dtype or next(iter(state_dict.values())).dtype
+    dtype = dtype or next((v.dtype for v in state_dict.values() if v.is_floating_point()), torch.float32)
     network = MotionNetwork(config, dtype=dtype)
     check_layout(state_dict, network.state_dict(), source, f"{config.version} motion-module")
     network.load_state_dict(state_dict, strict=False)

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import FileError
+from ..errors import FileError, finite
+from ..weight_files import check_floating, dtype_kind
 from .layout import to_original_keys
 from .loader import LoadedMotionModule
 
@@ -60,15 +61,17 @@ def target_key(layer: str) -> str:
 def parse_motion_lora(state_dict: dict[str, torch.Tensor], source: str) -> dict[str, LoRALayer]:
     """``{motion-module weight key: LoRALayer}`` of a MotionLoRA file in any known convention."""
     parts: dict[str, dict[str, torch.Tensor]] = {}
+    weights = {}  # the up/down tensors by file key, checked to be floating point
     for key, value in state_dict.items():
         for pattern in PATTERNS:
             match = pattern.match(key)
             if match:
                 layer = match["layer"] + (f".{match['proj']}" if "proj" in match.groupdict() else "")
-                parts.setdefault(layer, {})[DIRECTION[match["dir"]]] = value
+                parts.setdefault(layer, {})[DIRECTION[match["dir"]]] = weights[key] = value
                 break
     if not parts:
         raise FileError(source, "not a LoRA: no lora up/down weights found")
+    check_floating(weights, source)
     layers = {}
     for layer, pair in parts.items():
         if set(pair) != {"up", "down"}:
@@ -77,6 +80,9 @@ def parse_motion_lora(state_dict: dict[str, torch.Tensor], source: str) -> dict[
         if up.shape[1] != down.shape[0]:
             raise FileError(source, f"LoRA layer {layer}: up {list(up.shape)} and down {list(down.shape)} ranks differ")
         alpha = state_dict.get(f"{layer}.alpha")
+        if alpha is not None and dtype_kind(alpha.dtype) not in ("floating point", "integer"):
+            raise FileError(source, f"tensor {layer}.alpha is {str(alpha.dtype).removeprefix('torch.')}: a LoRA alpha is a number "
+                                    "(floating point or integer)")
         scale = float(alpha) / down.shape[0] if alpha is not None else 1.0
         layers[target_key(layer)] = LoRALayer(up, down, scale)
     return layers
@@ -85,6 +91,7 @@ def parse_motion_lora(state_dict: dict[str, torch.Tensor], source: str) -> dict[
 def apply_motion_lora(motion_module: LoadedMotionModule, lora: dict[str, LoRALayer], lora_name: str,
                       strength: float) -> LoadedMotionModule:
     """A MOTION_MODULE whose patcher also carries ``strength`` x this LoRA (stacking with earlier ones)."""
+    finite(strength, "strength")
     weights = motion_module.network.state_dict()
     deltas = {key: layer.delta() for key, layer in lora.items() if key in weights}  # once per load
     if not deltas:

@@ -80,6 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fresh", action="store_true", help="start a new report instead of resuming the one there")
     parser.add_argument("--no-websocket", action="store_true", help="poll /history instead of following /ws")
     parser.add_argument("--dry-run", action="store_true", help="print the items and exit")
+    parser.add_argument("--convert-ade", action="store_true",
+                        help="first convert AnimateDiff-Evolved nodes to AnimDiff's (ade_convert; unsupported ones stay and are named)")
     args = parser.parse_args(argv)
     if args.max_queued < 1 or args.retries < 0:
         parser.error("--max-queued must be at least 1 and --retries at least 0")
@@ -102,8 +104,22 @@ def servers_of(args: argparse.Namespace) -> list[Server]:
     return list(servers.values())
 
 
+def converted_from_ade(workflow: dict, name: str) -> dict:
+    from pack_import import PACK_DIR, load_package
+
+    ade_convert = load_package("ade_convert", PACK_DIR / "ade_convert")
+    try:
+        converted, report = ade_convert.convert(workflow, name)
+    except ade_convert.ConvertError as err:
+        raise UsageError(str(err)) from None
+    print(report.summary())
+    return converted
+
+
 def plan(args: argparse.Namespace) -> list[Item]:
     workflow = load_workflow(args.workflow)
+    if args.convert_ade:
+        workflow = converted_from_ade(workflow, args.workflow.name)
     return expand(workflow, build_sweeps(workflow, args.sets, args.prompts, args.prompt_input), args.zip)
 
 

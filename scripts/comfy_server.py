@@ -134,6 +134,17 @@ class ComfyServer:
                 events.close()
 
 
+def linked_custom_nodes(folder: Path, checkouts: dict[str, Path]) -> Path:
+    """``folder`` holding a link ``name -> checkout`` per other pack, for a ``custom_nodes:`` entry of an
+    extra_model_paths.yaml: ComfyUI then loads those packs by path (never copied, never committed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, checkout in checkouts.items():
+        link = folder / name
+        if not link.is_symlink():
+            link.symlink_to(Path(checkout).resolve(), target_is_directory=True)
+    return folder
+
+
 def output_files(entry: dict, output_dir: Path) -> list[Path]:
     """Every file a finished prompt wrote, whatever the output kind (images, gifs, videos, …)."""
     return [Path(output_dir) / item.get("subfolder", "") / item["filename"]

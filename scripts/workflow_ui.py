@@ -7,10 +7,11 @@ type]`` and widget values as a positional list, ordered as the node declares its
 ``control_after_generate`` input or INT ``seed``/``noise_seed`` (we write "fixed" so shared workflows reproduce) and the upload
 button's value after an ``image_upload``/``video_upload`` combo.
 
-    PYTHONSAFEPATH=1 .cache/venv/bin/python scripts/workflow_ui.py
+    PYTHONSAFEPATH=1 .cache/venv/bin/python scripts/workflow_ui.py [--packs-dir DIR]
 
 starts a headless ComfyUI for its ``/object_info`` and rewrites every ``workflows/NAME.json`` from
-``workflows/NAME.api.json``. ``ui_to_api`` is the inverse, used by the tests.
+``workflows/NAME.api.json``; with ``--packs-dir`` (one checkout per pack of :data:`OTHER_PACKS`, loaded by path) also
+``workflows/packs/``, whose workflows need those packs. ``ui_to_api`` is the inverse, used by the tests.
 """
 
 from __future__ import annotations
@@ -34,6 +35,14 @@ SEED_NAMES = ("seed", "noise_seed")
 CORE = {"cnr_id": "comfy-core"}
 PACK_DIR = Path(__file__).resolve().parent.parent
 WORKFLOWS = PACK_DIR / "workflows"
+PACK_WORKFLOWS = WORKFLOWS / "packs"  # workflows that need other packs besides this one
+# Other packs' nodes carry their pack's registry id and the version the workflows were made with, so that a frontend
+# without the pack reports it missing by name (custom_nodes folder -> properties).
+OTHER_PACKS = {
+    "ComfyUI-Advanced-ControlNet": {"cnr_id": "comfyui-advanced-controlnet", "ver": "1.5.8"},
+    "ComfyUI_IPAdapter_plus": {"cnr_id": "comfyui_ipadapter_plus", "ver": "2.0.0"},
+    "ComfyUI-VideoHelperSuite": {"cnr_id": "comfyui-videohelpersuite", "ver": "1.7.9"},
+}
 COLUMN_WIDTH, NODE_WIDTH, GAP = 400, 340, 40
 
 
@@ -63,7 +72,11 @@ def pack_properties() -> dict:
 
 
 def node_properties(info: dict, comfyui_version: str) -> dict:
-    source = pack_properties() if info["python_module"].startswith("custom_nodes.") else {**CORE, "ver": comfyui_version}
+    module = info["python_module"]
+    if module.startswith("custom_nodes."):
+        source = OTHER_PACKS.get(module.removeprefix("custom_nodes."), None) or pack_properties()
+    else:
+        source = {**CORE, "ver": comfyui_version}
     return {"Node name for S&R": info["name"], **source}
 
 
@@ -160,24 +173,36 @@ def ui_to_api(ui: dict, object_info: dict) -> dict:
     return api
 
 
-def write_ui_twins(object_info: dict, comfyui_version: str) -> list[Path]:
+def write_ui_twins(object_info: dict, comfyui_version: str, folders: tuple[Path, ...] = (WORKFLOWS,)) -> list[Path]:
     written = []
-    for api_file in sorted(WORKFLOWS.glob("*.api.json")):
+    for api_file in sorted(f for folder in folders for f in folder.glob("*.api.json")):
         name = api_file.name.removesuffix(".api.json")
         ui = api_to_ui(json.loads(api_file.read_text()), object_info, comfyui_version, name)
-        path = WORKFLOWS / f"{name}.json"
+        path = api_file.parent / f"{name}.json"
         path.write_text(json.dumps(ui, indent=2) + "\n")
         written.append(path)
     return written
 
 
 def main() -> None:
-    from comfy_server import ComfyServer
+    import argparse
+    import tempfile
+
+    from comfy_server import ComfyServer, linked_custom_nodes
     from pack_import import COMFYUI_DIR
 
-    with ComfyServer(COMFYUI_DIR, ["--cpu"], PACK_DIR / ".cache" / "workflow_ui.log") as server:
-        info, stats = server.get("/object_info"), server.get("/system_stats")
-    for path in write_ui_twins(info, stats["system"]["comfyui_version"]):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--packs-dir", type=Path, help="one checkout per other pack (OTHER_PACKS): also write workflows/packs/")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="animdiff-ui-") as tmp:
+        extra, folders = [], (WORKFLOWS,)
+        if args.packs_dir:
+            nodes = linked_custom_nodes(Path(tmp) / "packs", {name: args.packs_dir / name for name in OTHER_PACKS})
+            (Path(tmp) / "packs.yaml").write_text(f"other_packs:\n    custom_nodes: {nodes}\n")
+            extra, folders = ["--extra-model-paths-config", str(Path(tmp) / "packs.yaml")], (WORKFLOWS, PACK_WORKFLOWS)
+        with ComfyServer(COMFYUI_DIR, ["--cpu", *extra], PACK_DIR / ".cache" / "workflow_ui.log") as server:
+            info, stats = server.get("/object_info"), server.get("/system_stats")
+    for path in write_ui_twins(info, stats["system"]["comfyui_version"], folders):
         print(f"wrote {path.relative_to(PACK_DIR)}")
 
 

@@ -9,7 +9,7 @@ import comfy.ops
 import comfy.utils
 import torch
 
-from ..weight_files import check_layout, read_state_dict
+from ..weight_files import check_floating, check_layout, read_state_dict
 from .control import SparseCtrl, parse_frame_indices
 from .layout import recognise
 from .model import SparseControlNet
@@ -17,7 +17,10 @@ from .model import SparseControlNet
 
 def build_sparse_controlnet(state_dict: dict[str, torch.Tensor], source: str, dtype: torch.dtype, operations=comfy.ops.manual_cast,
                             device=None) -> SparseControlNet:
-    """Recognise ``state_dict`` and load it exactly (every tensor, no extra one; ``pos_encoder.pe`` is computed)."""
+    """Recognise ``state_dict`` and load it exactly (every tensor, no extra one; ``pos_encoder.pe`` is computed).
+    Every tensor of a SparseCtrl file is a weight or a positional encoding: floating point, checked under the file's
+    own names before they are converted to the model's."""
+    check_floating(state_dict, source)
     state_dict, config = recognise(state_dict, source)
     model = SparseControlNet(config, operations, device=device, dtype=dtype)
     check_layout(state_dict, model.state_dict(), source, f"SparseCtrl {config.kind}")

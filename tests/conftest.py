@@ -14,13 +14,11 @@ import_client()
 import pytest  # noqa: E402
 import torch  # noqa: E402
 import weights  # noqa: E402
-from comfy_server import ComfyServer  # noqa: E402
-from graphs import TEST_IMAGE  # noqa: E402
-from pack_import import COMFYUI_DIR  # noqa: E402
-from weights import checkpoint_path, extra_model_paths_yaml, write_all, write_test_image, write_test_video  # noqa: E402
+from servers import comfy_test_server  # noqa: E402
+from weights import checkpoint_path  # noqa: E402
 
 # Tests that use one of these fixtures (directly or through another fixture) are in the full tier only.
-FULL_TIER_FIXTURES = {"server", "sd15", "v3"}
+FULL_TIER_FIXTURES = {"server", "cached_server", "sd15", "v3"}
 
 
 def pytest_addoption(parser):
@@ -53,24 +51,18 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """A real headless ComfyUI with this pack, the random test models and no result cache."""
-    write_all()
-    tmp = tmp_path_factory.mktemp("comfy")
-    (tmp / "input").mkdir()
-    write_test_video(tmp / "input" / "input.mp4")
-    write_test_image(tmp / "input" / TEST_IMAGE)
-    scratch = tmp / "models"  # files tests write for the server (damaged weights, ...)
-    for folder in ("animatediff_models", "animatediff_motion_lora"):
-        (scratch / folder).mkdir(parents=True)
-    args = ["--extra-model-paths-config", str(extra_model_paths_yaml(tmp / "models.yaml", scratch)),
-            "--output-directory", str(tmp / "output"), "--input-directory", str(tmp / "input"), "--cache-none"]
-    if not torch.cuda.is_available():
-        args.append("--cpu")
-    with ComfyServer(COMFYUI_DIR, args, tmp / "comfyui.log") as running:
-        running.output_dir = tmp / "output"
-        running.scratch = scratch
+    with comfy_test_server(tmp_path_factory.mktemp("comfy")) as running:
         RUNNING.append(running)
         yield running
         RUNNING.clear()
+
+
+@pytest.fixture(scope="module")
+def cached_server(tmp_path_factory):
+    """A second server with ComfyUI's result cache on, as users run it, for one test module: many prompts that share
+    their loaders (cases refused by one node each) load the models once."""
+    with comfy_test_server(tmp_path_factory.mktemp("comfy_cached"), cache=True) as running:
+        yield running
 
 
 RUNNING: list = []  # the session's server, once a test has started it

@@ -11,7 +11,7 @@ from pack_source import imported_units, pack_files, unit
 # unit -> layer; a unit may import its own package and the units of lower layers only
 LAYERS = {
     "__init__": 7,  # what ComfyUI imports: the node mappings
-    "nodes": 6,
+    "nodes": 6, "routes": 6,  # the graph nodes; the server routes (the frontend's ADE converter)
     "training": 5,
     "animate": 4,  # the assembly of an animated model
     "sparsectrl": 3, "image_model": 3,  # models built from motion-module pieces
@@ -19,6 +19,7 @@ LAYERS = {
     "weight_files": 1,
     "errors": 0, "touchpoints": 0,
     "client": 0,  # the HTTP client of the batch tools: no pack import at all
+    "ade_convert": 1,  # AnimateDiff-Evolved workflows converted (standard library and the error family)
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import comfy.model_management
 import comfy.model_patcher
@@ -175,6 +176,25 @@ def test_domain_adapter_alpha_zero_is_exact(sd15, conds):
     x = noise(4, 21)
     state = read_state_dict(adapter_path())
     assert torch.equal(sample(apply_domain_adapter(model, state, "a.ckpt", 0.0), conds, x, steps=1), sample(model, conds, x, steps=1))
+
+
+def test_lora_and_adapter_tensors_of_the_wrong_kind_are_refused_naming_file_and_tensor():
+    tensors, _ = lora_tensors(small_model("v2")[0], "diffusers", alpha=4.0)
+    layers = len(parse_motion_lora(tensors, "fp32.safetensors"))
+    assert len(parse_motion_lora({k: v.to(torch.bfloat16) for k, v in tensors.items()}, "bf16.safetensors")) == layers
+    assert len(parse_motion_lora({k: v.half() if k.endswith("weight") else v.int() for k, v in tensors.items()}, "ok.safetensors")) == layers
+    bad = sorted(k for k in tensors if k.endswith("weight"))[0]
+    with pytest.raises(FileError, match=rf"int.safetensors: tensor {re.escape(bad)} is int8 \(integer\), but weights must be "
+                                        r"floating point \(fp32, fp16 or bf16\)"):
+        parse_motion_lora({**tensors, bad: tensors[bad].to(torch.int8)}, "int.safetensors")
+    alpha = sorted(k for k in tensors if k.endswith("alpha"))[0]
+    with pytest.raises(FileError, match=rf"bool.safetensors: tensor {re.escape(alpha)} is bool: a LoRA alpha is a number"):
+        parse_motion_lora({**tensors, alpha: torch.tensor(True)}, "bool.safetensors")
+    adapter = meta_state_dict("v3_sd15_adapter")
+    bad = sorted(adapter)[0]
+    adapter[bad] = torch.empty(adapter[bad].shape, dtype=torch.int32, device="meta")
+    with pytest.raises(FileError, match=rf"adapter.ckpt: tensor {re.escape(bad)} is int32 \(integer\), but weights must be floating"):
+        apply_domain_adapter(None, adapter, "adapter.ckpt", 1.0)
 
 
 def test_motion_module_is_not_a_domain_adapter():

@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import random
+import re
 
 import pytest
 import safetensors.torch
@@ -13,7 +14,7 @@ import torch
 from animdiff.errors import FileError, NonFiniteError
 from animdiff.motion_module import MotionNetwork, build_motion_network
 from animdiff.motion_module.layout import detect_config, to_original_keys
-from animdiff.weight_files import read_state_dict
+from animdiff.weight_files import check_layout, read_state_dict
 from manifests import MOTION_MODULES, manifest, meta_state_dict
 from reference import SMALL, diffusers_adapter, diffusers_module, small_model
 
@@ -205,6 +206,25 @@ def test_non_finite_weights_are_refused_naming_the_first_bad_tensor(tmp_path, va
     kind = "NaN" if value != value else "infinite"
     with pytest.raises(NonFiniteError, match=rf"bad{suffix}: tensor {bad} holds {kind} values \(1 of"):
         read_state_dict(path)
+
+
+@pytest.mark.parametrize("ending,dtype,kind", [("proj_out.weight", torch.int32, "integer"), ("pos_encoder.pe", torch.int64, "integer"),
+                                               ("norm.weight", torch.bool, "boolean"), ("to_q.weight", torch.complex64, "complex")])
+def test_tensor_of_the_wrong_kind_is_refused_naming_file_and_tensor(ending, dtype, kind):
+    """The loader's layout check (build_motion_network runs it on every file; the server test loads one end to end),
+    on a reduced network: weights and positional encodings are floating point."""
+    network, state = small_model("v3")
+    bad = sorted(k for k in state if k.endswith(ending))[0]
+    state[bad] = state[bad].to(dtype)
+    with pytest.raises(FileError, match=rf"bad.safetensors: does not match the v3 motion-module layout: {re.escape(bad)} is "
+                                        rf"{str(dtype).removeprefix('torch.')} \({kind}\), the v3 motion-module layout needs floating point"):
+        check_layout(state, network.state_dict(), "bad.safetensors", "v3 motion-module")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_every_floating_point_precision_loads(dtype):
+    network, state = small_model("v3")
+    check_layout({k: v.to(dtype) for k, v in state.items()}, network.state_dict(), "half.safetensors", "v3 motion-module")
 
 
 def test_truncated_safetensors_is_reported(tmp_path):

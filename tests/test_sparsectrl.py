@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import comfy.latent_formats
 import comfy.model_base
@@ -161,6 +162,15 @@ def test_damaged_file_is_refused_with_the_tensor_named():
     del state["controlnet_down_blocks.3.weight"]
     with pytest.raises(FileError, match="bad.ckpt: does not match the SparseCtrl rgb layout: missing tensor zero_convs.3.0.weight"):
         build_sparse_controlnet(state, "bad.ckpt", torch.float32)
+
+
+def test_tensor_of_the_wrong_kind_is_refused_naming_it_and_half_precision_loads():
+    _, state = diffusers_sparsectrl("rgb")
+    state = original_names(state)
+    build_sparse_controlnet({k: v.to(torch.bfloat16) for k, v in state.items()}, "bf16.ckpt", torch.float32)
+    bad = sorted(state)[0]
+    with pytest.raises(FileError, match=rf"bad.ckpt: tensor {re.escape(bad)} is int32 \(integer\), but weights must be floating point"):
+        build_sparse_controlnet({**state, bad: state[bad].to(torch.int32)}, "bad.ckpt", torch.float32)
 
 
 def small_control(kind: str, indices=None) -> SparseCtrl:

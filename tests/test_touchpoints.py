@@ -66,9 +66,11 @@ SERVER_ONLY = {"server"}  # ComfyUI's server module imports cleanly only as the 
 
 @pytest.mark.parametrize("point", TOUCHPOINTS, ids=lambda p: p.symbol)
 def test_touchpoint_exists_with_the_parameters_the_pack_passes(point):
-    if point.symbol.split(".")[0] in SERVER_ONLY and not point.parameters:  # an attribute: the module's source sets it
-        module, cls, attribute = point.symbol.split(".")
-        assert re.search(rf"\b{cls}\.{attribute}\s*=", (COMFYUI_DIR / f"{module}.py").read_text()), point.symbol
+    if point.symbol.split(".")[0] in SERVER_ONLY and not point.parameters:  # a class, or an attribute its source sets
+        module, cls, *attribute = point.symbol.split(".")
+        source = (COMFYUI_DIR / f"{module}.py").read_text()
+        assert re.search(rf"^class {cls}\b", source, re.M), point.symbol
+        assert not attribute or re.search(rf"\b{cls}\.{attribute[0]}\s*=", source), point.symbol
         return
     if point.symbol.split(".")[0] in SERVER_ONLY:
         signature = parameters_in_source(point.symbol)

@@ -255,6 +255,10 @@ def test_every_training_state_error_names_the_file_and_what_to_do(models, tmp_pa
     first = sorted(nan["parameters"])[0]
     nan["parameters"][first][0, 0] = float("nan")
     refused(nan, rf"tensor parameters.{first} holds NaN values.*the run diverged or the file is damaged")
+    ints = {**good, "parameters": {**good["parameters"], first: good["parameters"][first].to(torch.int32)}}
+    refused(ints, rf"tensor parameters.{first} is int32 \(integer\), but weights must be floating point")
+    moments = {**good, "optimizer": {**good["optimizer"], "state": {0: {**good["optimizer"]["state"][0], "exp_avg": torch.zeros(2).long()}}}}
+    refused(moments, r"tensor optimizer.0.exp_avg is int64 \(integer\), but weights must be floating point")
     with pytest.raises(TrainingStateError, match=rf"missing.pt: not found: {fix}"):
         train(config("domain_adapter", steps=2), model, clips(), None, resume=tmp_path / "missing.pt")
 

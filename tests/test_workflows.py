@@ -41,3 +41,10 @@ def test_ui_nodes_carry_their_source_and_version(server, name):
         expected = pack_properties() if node["type"].startswith("AnimDiff") else {"cnr_id": "comfy-core", "ver": made_with}
         assert {k: node["properties"][k] for k in ("cnr_id", "ver")} == expected, node["type"]
         assert info[node["type"]]["python_module"].startswith("custom_nodes.") == node["type"].startswith("AnimDiff")
+
+
+def test_every_pack_workflow_has_a_ui_twin():
+    """workflows/packs/ (workflows that need other packs; run by tests/test_packs.py when ANIMDIFF_PACKS_DIR is set)."""
+    folder = WORKFLOWS / "packs"
+    assert {p.name.removesuffix(".api.json") for p in folder.glob("*.api.json")} == \
+        {p.name.removesuffix(".json") for p in folder.glob("*.json") if not p.name.endswith(".api.json")}

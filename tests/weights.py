@@ -51,13 +51,17 @@ def write_all() -> Path:
     return MODELS_DIR
 
 
-def extra_model_paths_yaml(path: Path, scratch: Path | None = None) -> Path:
-    """The test models' folders for ComfyUI; ``scratch``: a second base folder (after them) for files a test writes."""
+def extra_model_paths_yaml(path: Path, scratch: Path | None = None, custom_nodes: Path | None = None, more: str = "") -> Path:
+    """The test models' folders for ComfyUI; ``scratch``: a second base folder (after them) for files a test writes;
+    ``custom_nodes``: a folder of other packs to load (:func:`comfy_server.linked_custom_nodes`); ``more``: further
+    folder lines of the scratch base (``    ipadapter: ipadapter``)."""
     folders = ("    animatediff_models: animatediff_models\n"
                "    animatediff_motion_lora: animatediff_motion_lora\n")
     text = f"animdiff_tests:\n    base_path: {MODELS_DIR}\n    checkpoints: checkpoints\n    controlnet: controlnet\n{folders}"
     if scratch is not None:
-        text += f"animdiff_scratch:\n    base_path: {scratch}\n{folders}"
+        text += f"animdiff_scratch:\n    base_path: {scratch}\n{folders}{more}"
+    if custom_nodes is not None:
+        text += f"animdiff_other_packs:\n    custom_nodes: {custom_nodes}\n"
     path.write_text(text)
     return path
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import TrainingError
+from ..errors import TrainingError, finite
 from .augment import camera_motion
 
 NO_CAMERA = "none (images are video frames)"
@@ -161,7 +161,8 @@ def clips_from_images(images: torch.Tensor, frames: int, stride: int | None = No
 
 def training_clips(images: torch.Tensor, frames: int, camera: str, speed: float) -> list[torch.Tensor]:
     """IMAGE ``(N, H, W, 3)`` -> clips ``(frames, 3, H, W)``: consecutive frames (``camera`` :data:`NO_CAMERA`), or one
-    camera move per still."""
+    camera move per still. ``speed`` is the node's camera_speed (checked even when unused: a NaN is a mistake)."""
+    finite(speed, "camera_speed")
     if camera == NO_CAMERA:
         return clips_from_images(images, frames)
     return [camera_motion(still, camera, speed, length=frames) for still in images[..., :3].movedim(-1, 1)]

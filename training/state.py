@@ -21,7 +21,7 @@ import safetensors
 import torch
 
 from ..errors import FileError, NonFiniteError, TrainingStateError
-from ..weight_files import check_finite, first_line, has_signature, write_atomically
+from ..weight_files import check_finite, check_floating, first_line, has_signature, write_atomically
 
 FORMAT = "animdiff-training-state"
 VERSION = 2  # 2: the run's identity (motion module hash, run id)
@@ -73,9 +73,14 @@ class TrainingState:
         return state
 
     def check_finite(self) -> None:
+        """The trainable weights and the optimizer's moments (and step counters): floating point and finite."""
         tensors = {f"parameters.{k}": v for k, v in self.contents["parameters"].items()}
         for index, values in self.contents["optimizer"].get("state", {}).items():
             tensors.update({f"optimizer.{index}.{k}": v for k, v in values.items() if isinstance(v, torch.Tensor)})
+        try:
+            check_floating(tensors, str(self.path))
+        except FileError as err:
+            raise TrainingStateError(self.path, f"{err.problem}: {START_OVER}") from None
         try:
             check_finite(tensors, str(self.path))
         except NonFiniteError as err:

@@ -37,7 +37,7 @@ import comfy.samplers
 import safetensors.torch
 import torch
 
-from ..errors import TrainingError, TrainingStateError
+from ..errors import TrainingError, TrainingStateError, require_finite
 from ..motion_module.config import MotionModuleConfig
 from ..motion_module.loader import LoadedMotionModule
 from ..sampling.noise import betas
@@ -73,6 +73,7 @@ class TrainConfig:
     save_dtype: str = "fp16"  # dtype of the saved file's tensors
 
     def __post_init__(self):
+        require_finite(**vars(self))
         if self.stage not in stages.STAGES:
             raise TrainingError(f"training: unknown stage {self.stage!r}; choose one of {', '.join(stages.STAGES)}")
         if self.rank is None:

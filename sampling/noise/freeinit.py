@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.fft as fft
 
-from ...errors import OptionsError
+from ...errors import OptionsError, require_finite
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class FreeInitOptions:
     noise: str = "fresh"
 
     def __post_init__(self):
+        require_finite(**vars(self))
         if self.iterations < 1:
             raise OptionsError(f"iterations must be at least 1, got {self.iterations}")
         if self.filter not in FILTERS:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ...errors import OptionsError
+from ...errors import OptionsError, require_finite
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class NoiseOptions:
     seed_offset: int = 0
 
     def __post_init__(self):
+        require_finite(context_length=self.context_length, window_stride=self.stride, mix_weight=self.weight,
+                       seed_offset=self.seed_offset)  # the node's input names
         if self.noise_type not in NOISE_TYPES:
             raise OptionsError(f"unknown noise_type {self.noise_type!r}; choose one of {list(NOISE_TYPES)}")
         if self.context_length < 1 or self.stride < 1:

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 
 import torch
 
-from ...errors import FramesError, OptionsError
+from ...errors import FramesError, OptionsError, finite
 
 KEYFRAME = re.compile(r'\s*(?:"(-?\d+)"|(-?\d+))\s*[:=]\s*')
 SKIPPED_LINES = {"", "{", "}"}
+FLOAT32_MAX = torch.finfo(torch.float32).max  # number schedules are used in float32
 
 
 @dataclass(frozen=True)
@@ -77,10 +78,16 @@ def parse_keyframes(text: str, number: bool = False) -> list[Keyframe]:
 
 
 def number_of(keyframe: Keyframe) -> float:
+    """The keyframe's value as a number finite in float32, the dtype it is used in (``nan``, ``inf``, ``1e309`` and
+    ``1e39`` are refused, naming the line)."""
     try:
-        return float(keyframe.value)
+        value = float(keyframe.value)
     except ValueError:
         raise OptionsError(f"schedule line {keyframe.line!r}: {keyframe.value!r} is not a number") from None
+    name = f"schedule line {keyframe.line!r}: the value {keyframe.value!r}"
+    if abs(finite(value, name)) > FLOAT32_MAX:
+        raise OptionsError(f"{name} is {value:g}: give a finite number within float32's range (±{FLOAT32_MAX:.3g})")
+    return value
 
 
 def parse_numbers(text: str) -> list[Keyframe]:

@@ -39,6 +39,17 @@ def encode(clip, text: str) -> tuple[torch.Tensor, dict]:
     return cond, extras
 
 
+def check_finite_encoding(encoded: tuple[torch.Tensor, dict], line: str) -> tuple[torch.Tensor, dict]:
+    """``encoded`` as it is, unless its embedding or pooled output holds NaN or infinity (ComfyUI's prompt syntax reads
+    weights such as ``(word:nan)`` or ``(word:inf)`` as numbers): an error naming the schedule line."""
+    cond, extras = encoded
+    pooled = extras.get(POOLED)
+    if not (bool(torch.isfinite(cond).all()) and (pooled is None or bool(torch.isfinite(pooled).all()))):
+        raise OptionsError(f"schedule line {line!r}: the prompt encodes to NaN or infinite values; give its weights "
+                           "(word:1.2) as finite numbers")
+    return encoded
+
+
 def pad_tokens(conds: list[torch.Tensor]) -> torch.Tensor:
     """Stack conds ``(1, tokens_i, channels)`` of different token lengths into ``(prompts, tokens, channels)``.
 
@@ -69,8 +80,11 @@ def prompt_schedule(clip, text: str, frames: int, pre_text: str = "", app_text: 
     if frames < 1:
         raise OptionsError(f"frames must be at least 1, got {frames}")
     placed = place(parse_keyframes(text), frames)
-    prompts = list(dict.fromkeys(full_prompt(k.value, pre_text, app_text) for _, k in placed))
-    encoded = [encode(clip, p) for p in prompts]
+    lines = {}  # each distinct prompt -> the first schedule line giving it, for messages
+    for _, k in placed:
+        lines.setdefault(full_prompt(k.value, pre_text, app_text), k.line)
+    prompts = list(lines)
+    encoded = [check_finite_encoding(encode(clip, p), lines[p]) for p in prompts]
     which = torch.tensor([prompts.index(full_prompt(k.value, pre_text, app_text)) for _, k in placed])
     b = blend([frame for frame, _ in placed], frames, interpolation)
     lower, upper = which[b.lower], which[b.upper]  # (frames,) indices into the distinct prompts

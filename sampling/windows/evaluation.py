@@ -2,8 +2,8 @@
 
 Wrapping the model evaluation, not the sampler loop, makes every stock sampler work. For each
 window the latents, the timesteps and everything per-frame in the conds are sliced to the
-window's frames: per-frame conditioning tensors (``model_conds`` with one entry per frame),
-masks, and ControlNet/T2I-adapter hint images (ComfyUI itself would take the first frames).
+window's frames: per-frame conditioning tensors (``model_conds`` with one entry per frame, or rows that
+tile the video: :mod:`..cond_frames`), masks, and ControlNet/T2I-adapter hint images (ComfyUI itself would take the first frames).
 Each model call names its frames in ``transformer_options`` (:mod:`.params`).
 
 Several windows of equal length share one model call: their frames are concatenated (``k L``
@@ -15,7 +15,9 @@ memory, for the batch of every cond of the ``k`` windows; ComfyUI then batches t
 window alone, as in AnimateDiff-Evolved; the batched call's activations grow with ``k``).
 Windows of another length (the ``batched`` schedule's short last one) get their own calls, and a
 ControlNet chain with a control that places its own inputs by video frame (``for_window``:
-SparseCtrl keyframes) runs one window per call.
+SparseCtrl keyframes) runs one window per call. Advanced-ControlNet controls cut their own inputs by
+``ad_params`` and run with the window's copy of their chain (:mod:`.self_slicing`); with latent keyframes, the
+windows of a call share no frame.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from tqdm import tqdm
 
 from ...errors import OptionsError
 from ...touchpoints import OptionKeys, WrapperKeys
+from ..cond_frames import use_cond_frame_check, video_rows
+from ..self_slicing import WithChain, places_by_frame, slices_itself
 from .params import with_window
 from .plan import ContextOptions, context_windows, fuse_weights
 
@@ -61,6 +65,8 @@ def cut_control(control, index: torch.Tensor, frames: int, sliced: dict):
         cut = control.for_window(index, frames)
         cut.previous_controlnet = previous
         return cut
+    if slices_itself(control):  # an Advanced-ControlNet control: cuts its own inputs by ad_params
+        return control if previous is control.previous_controlnet else WithChain(control, previous)
     hint = getattr(control, "cond_hint_original", None)
     extra = getattr(control, "extra_concat_orig", None) or []
     if not (per_frame(hint, frames) or any(per_frame(t, frames) for t in extra)) and previous is control.previous_controlnet:
@@ -76,11 +82,16 @@ def cut_control(control, index: torch.Tensor, frames: int, sliced: dict):
 
 def has_window_control(conds: list) -> bool:
     """Whether a ControlNet chain in ``conds`` holds a control that places its inputs by video frame (``for_window``)."""
+    return any_control(conds, lambda control: hasattr(control, "for_window"))
+
+
+def any_control(conds: list, test) -> bool:
+    """Whether ``test`` holds for a control of a ControlNet chain in ``conds``."""
     for cond in conds:
         for item in cond or ():
             control = item.get("control")
             while control is not None:
-                if hasattr(control, "for_window"):
+                if test(control):
                     return True
                 control = control.previous_controlnet
     return False
@@ -95,19 +106,26 @@ def windows_that_fit(model, window_shape: list[int], batch: int, most: int, free
     return 1
 
 
-def calls(windows: list[list[int]], per_call: int) -> list[list[int]]:
-    """Window numbers grouped into model calls: up to ``per_call`` windows of one length each."""
-    groups: dict[int, list[int]] = {}
+def calls(windows: list[list[int]], per_call: int, distinct: bool = False) -> list[list[int]]:
+    """Window numbers grouped into model calls: up to ``per_call`` windows of one length each, each window in the
+    first call it fits; ``distinct``: windows of one call share no frame."""
+    groups: list[list[int]] = []
     for number, window in enumerate(windows):
-        groups.setdefault(len(window), []).append(number)
-    return [numbers[i:i + per_call] for numbers in groups.values() for i in range(0, len(numbers), per_call)]
+        group = next((g for g in groups if len(g) < per_call and len(windows[g[0]]) == len(window)
+                      and not (distinct and any(set(window) & set(windows[n]) for n in g))), None)
+        if group is None:
+            groups.append([number])
+        else:
+            group.append(number)
+    return groups
 
 
 def slice_cond(cond: dict, index: torch.Tensor, frames: int, sliced: dict | None = None) -> dict:
-    """A processed cond with its per-frame conditioning, mask and ControlNet inputs cut to ``index`` (``sliced``:
-    see :func:`slice_control`)."""
+    """A processed cond with its per-frame conditioning (tiled to the video first, as ComfyUI tiles it:
+    :func:`.cond_frames.video_rows`), mask and ControlNet inputs cut to ``index`` (``sliced``: see :func:`slice_control`)."""
     out = dict(cond)
-    out["model_conds"] = {name: c._copy_with(take(c.cond, index)) if per_frame(getattr(c, "cond", None), frames) else c
+    rows = {name: video_rows(getattr(c, "cond", None), frames) for name, c in cond.get("model_conds", {}).items()}
+    out["model_conds"] = {name: c if rows[name] is None else c._copy_with(take(rows[name], index))
                           for name, c in cond.get("model_conds", {}).items()}
     if per_frame(cond.get("mask"), frames):
         out["mask"] = take(cond["mask"], index)
@@ -157,7 +175,7 @@ class WindowedEvaluation:
         windows = context_windows(frames, self.options, current_step(timestep, model_options.get("transformer_options", {}).get(OptionKeys.SAMPLE_SIGMAS)))
         weights = fuse_weights(windows, frames, self.options.fuse_method)
         out = [torch.zeros_like(x_in) for _ in conds]  # a None cond stays zeros, as in ComfyUI
-        groups = calls(windows, self.per_call(model, conds, x_in, len(windows)))
+        groups = calls(windows, self.per_call(model, conds, x_in, len(windows)), distinct=any_control(conds, places_by_frame))
         for numbers in tqdm(groups, desc="context window calls", leave=False, disable=len(groups) < 2):
             window = [frame for n in numbers for frame in windows[n]]  # k L frames: the windows one after the other
             index = torch.tensor(window, device=x_in.device)
@@ -205,3 +223,4 @@ def use_context_windows(patcher, options: ContextOptions) -> None:
     refuse_core_windows(patcher.model_options)
     patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, WrapperKeys.CONTEXT_WINDOWS, WindowedEvaluation(options))
     patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING, WrapperKeys.CONTEXT_WINDOWS, WindowedMemoryEstimate(options))
+    use_cond_frame_check(patcher)

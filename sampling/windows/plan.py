@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ...errors import OptionsError
+from ...errors import OptionsError, require_finite
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class ContextOptions:
     windows_per_call: int = 0  # most windows evaluated in one model call; 0: as many as ComfyUI's memory rule allows
 
     def __post_init__(self):
+        require_finite(**vars(self))
         if self.context_length < 1:
             raise OptionsError(f"context_length must be at least 1, got {self.context_length}")
         if not 0 <= self.context_overlap < self.context_length:
