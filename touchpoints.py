@@ -46,6 +46,7 @@ class WrapperKeys:
     MOTION_MODULE = "animdiff"  # DIFFUSION_MODEL wrapper, ON_PRE_RUN callback, the motion patcher (animate.model)
     CONTEXT_WINDOWS = "animdiff_context"  # CALC_COND_BATCH and PREPARE_SAMPLING wrappers (sampling.windows.evaluation)
     SAMPLING_START = "animdiff_start"  # OUTER_SAMPLE wrapper: noise type and FreeInit (sampling.noise.start)
+    COND_FRAMES = "animdiff_cond_frames"  # OUTER_SAMPLE wrapper: per-frame conds against the video (sampling.prompts.cond_frames)
 
 
 T = Touchpoint
@@ -56,9 +57,9 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T(f"{PATCHER}.__init__", ("model", "load_device", "offload_device"), "motion_module.loader, training"),
     T(f"{PATCHER}.clone", (), "nodes (every node that returns a MODEL / MOTION_MODULE)"),
     T(f"{PATCHER}.add_wrapper_with_key", ("wrapper_type", "key", "wrapper"),
-      "animate.model, sampling.windows.evaluation, sampling.noise.start, sampling.cond_frames"),
+      "animate.model, sampling.windows.evaluation, sampling.noise.start, sampling.prompts.cond_frames"),
     T(f"{PATCHER}.get_wrappers", ("wrapper_type", "key"),
-      "animate.model, sampling.windows.evaluation, sampling.noise.start, sampling.cond_frames, training.stages"),
+      "animate.model, sampling.windows.evaluation, sampling.noise.start, sampling.prompts.cond_frames, training.stages"),
     T(f"{PATCHER}.set_additional_models", ("key", "models"), "animate.model"),
     T(f"{PATCHER}.add_object_patch", ("name", "obj"), "animate.model, training.stages (model_sampling)"),
     T(f"{PATCHER}.get_model_object", ("name",), "animate.model, sampling.noise.start, training.stages"),
@@ -78,7 +79,7 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL", (), "animate.model, training.stages"),
     T("comfy.patcher_extension.WrappersMP.CALC_COND_BATCH", (), "sampling.windows.evaluation"),
     T("comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING", (), "sampling.windows.evaluation"),
-    T("comfy.patcher_extension.WrappersMP.OUTER_SAMPLE", (), "sampling.noise.start (reads the noise tensor), sampling.cond_frames (the "
+    T("comfy.patcher_extension.WrappersMP.OUTER_SAMPLE", (), "sampling.noise.start (reads the noise tensor), sampling.prompts.cond_frames (the "
       "guider's conds against the noise's frames)"),
     T("comfy.ldm.modules.diffusionmodules.openaimodel.UNetModel._forward",
       ("x", "timesteps", "context", "y", "control", "transformer_options"), "animate.model (DIFFUSION_MODEL executor)"),
@@ -154,7 +155,7 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy.model_management.unet_manual_cast", ("weight_dtype", "inference_device"), "sparsectrl.loader"),
     T("comfy.ops.pick_operations", ("weight_dtype", "compute_dtype"), "sparsectrl.loader"),
     T("comfy.utils.weight_dtype", ("sd",), "sparsectrl.loader"),
-    T("comfy.utils.repeat_to_batch_size", ("tensor", "batch_size"), "sampling.cond_frames (conds tiled to the video as ComfyUI "
+    T("comfy.utils.repeat_to_batch_size", ("tensor", "batch_size"), "sampling.prompts.cond_frames (conds tiled to the video as ComfyUI "
       "tiles them)"),
     T("comfy.utils.common_upscale", ("samples", "width", "height", "upscale_method", "crop"), "sparsectrl.control (keyframe resize)"),
     # Model folders.

@@ -12,8 +12,8 @@ from ..errors import BaseModelError, FramesError, NonFiniteError, OptionsError, 
 from ..motion_module.injection import motion_injected, placements, sd_unet
 from ..motion_module.loader import LoadedMotionModule
 from ..motion_module.network import MotionNetwork
-from ..sampling.cond_frames import use_cond_frame_check
 from ..sampling.noise import betas
+from ..sampling.prompts.cond_frames import use_cond_frame_check
 from ..sampling.windows.evaluation import use_context_windows
 from ..sampling.windows.params import frames_of_call, video_length
 from ..sampling.windows.plan import ContextOptions

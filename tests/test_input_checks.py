@@ -11,7 +11,7 @@ import safetensors.torch
 import torch
 from animdiff.errors import OptionsError
 from animdiff.nodes import NODE_CLASS_MAPPINGS
-from animdiff.sampling.cond_frames import check_cond_frames, fits, video_rows
+from animdiff.sampling.prompts.cond_frames import check_cond_frames, fits, video_rows
 from animdiff.sampling.prompts.frames import frame_values, parse_numbers
 from animdiff.sampling.windows.evaluation import slice_cond
 from comfy.conds import CONDCrossAttn

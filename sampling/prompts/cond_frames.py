@@ -22,9 +22,9 @@ import comfy.patcher_extension
 import comfy.utils
 import torch
 
-from ..errors import FramesError
+from ...errors import FramesError
+from ...touchpoints import WrapperKeys
 
-KEY = "animdiff_cond_frames"
 # OUTER_SAMPLE: the guider's conds and the sampler's noise of the whole video; PREPARE_SAMPLING would see the
 # one-window shape the context windows' memory estimate passes on.
 OUTER_SAMPLE = comfy.patcher_extension.WrappersMP.OUTER_SAMPLE
@@ -74,5 +74,5 @@ class CondFrameCheck:
 
 def use_cond_frame_check(patcher) -> None:
     """Check the conds of every sampling with ``patcher`` (a clone the caller owns) against its latent batch; once."""
-    if not patcher.get_wrappers(OUTER_SAMPLE, KEY):
-        patcher.add_wrapper_with_key(OUTER_SAMPLE, KEY, CondFrameCheck())
+    if not patcher.get_wrappers(OUTER_SAMPLE, WrapperKeys.COND_FRAMES):
+        patcher.add_wrapper_with_key(OUTER_SAMPLE, WrapperKeys.COND_FRAMES, CondFrameCheck())

@@ -3,7 +3,7 @@
 Wrapping the model evaluation, not the sampler loop, makes every stock sampler work. For each
 window the latents, the timesteps and everything per-frame in the conds are sliced to the
 window's frames: per-frame conditioning tensors (``model_conds`` with one entry per frame, or rows that
-tile the video: :mod:`..cond_frames`), masks, and ControlNet/T2I-adapter hint images (ComfyUI itself would take the first frames).
+tile the video: :mod:`..prompts.cond_frames`), masks, and ControlNet/T2I-adapter hint images (ComfyUI itself would take the first frames).
 Each model call names its frames in ``transformer_options`` (:mod:`.params`).
 
 Several windows of equal length share one model call: their frames are concatenated (``k L``
@@ -31,10 +31,10 @@ from tqdm import tqdm
 
 from ...errors import OptionsError
 from ...touchpoints import OptionKeys, WrapperKeys
-from ..cond_frames import use_cond_frame_check, video_rows
-from ..self_slicing import WithChain, places_by_frame, slices_itself
+from ..prompts.cond_frames import use_cond_frame_check, video_rows
 from .params import with_window
 from .plan import ContextOptions, context_windows, fuse_weights
+from .self_slicing import WithChain, places_by_frame, slices_itself
 
 
 def per_frame(value, frames: int) -> bool:
@@ -122,7 +122,7 @@ def calls(windows: list[list[int]], per_call: int, distinct: bool = False) -> li
 
 def slice_cond(cond: dict, index: torch.Tensor, frames: int, sliced: dict | None = None) -> dict:
     """A processed cond with its per-frame conditioning (tiled to the video first, as ComfyUI tiles it:
-    :func:`.cond_frames.video_rows`), mask and ControlNet inputs cut to ``index`` (``sliced``: see :func:`slice_control`)."""
+    :func:`..prompts.cond_frames.video_rows`), mask and ControlNet inputs cut to ``index`` (``sliced``: see :func:`slice_control`)."""
     out = dict(cond)
     rows = {name: video_rows(getattr(c, "cond", None), frames) for name, c in cond.get("model_conds", {}).items()}
     out["model_conds"] = {name: c if rows[name] is None else c._copy_with(take(rows[name], index))

@@ -1,6 +1,6 @@
 """Controls that cut their own inputs by ``ad_params`` (Advanced-ControlNet's) inside context windows.
 
-Advanced-ControlNet ("ACN") controls read ``transformer_options["ad_params"]`` (:mod:`.window_params`) in their
+Advanced-ControlNet ("ACN") controls read ``transformer_options["ad_params"]`` (:mod:`.params`) in their
 ``get_control`` and cut their hints, masks and latent keyframes to the call's frames themselves. Two things about
 them shape how a window runs them:
 
