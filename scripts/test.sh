@@ -7,4 +7,6 @@ setup=$(python3 scripts/bootstrap.py --dev)  # fails the script if the set-up fa
 eval "$setup"
 export COMFYUI_PATH ANIMDIFF_RUNTIME_PYTHON
 # PYTHONSAFEPATH: never put the pack root on sys.path (its nodes/ would shadow ComfyUI's nodes.py).
-PYTHONSAFEPATH=1 exec "$ANIMDIFF_PYTHON" -m pytest "$@"
+# --rootdir=tests: the pack root is a package (its __init__.py); pytest would import it as one, which fails when the
+# checkout's folder is not a Python name (custom_nodes/ComfyUI-AnimDiff).
+PYTHONSAFEPATH=1 exec "$ANIMDIFF_PYTHON" -m pytest --rootdir=tests "$@"
