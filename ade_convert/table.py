@@ -3,7 +3,7 @@ nodes included).
 
 A supported entry declares the ADE node's inputs in ADE's order (widgets as the UI format stores them, with ADE's
 defaults for values a file leaves out) and the rule (``rules``) that rewrites it into ours; an unsupported one says
-why and what it waits for. ``maps_to`` is what the README's table shows.
+why and what it waits for. ``maps_to`` is what the table in docs/ade-workflows.md shows.
 """
 
 from __future__ import annotations
@@ -239,7 +239,7 @@ def widget_values(entry: Entry, stored: list) -> tuple[dict, list[str]]:
 
 
 def markdown() -> str:
-    """The README's table of what each ADE node becomes (converted first, then unsupported, each sorted)."""
+    """The table in docs/ade-workflows.md of what each ADE node becomes (converted first, then unsupported, each sorted)."""
     rows = ["| ADE node id | becomes |", "|---|---|"]
     rows += [f"| `{ade_id}` | {entry.maps_to} |" for ade_id, entry in sorted(TABLE.items()) if entry.rule]
     by_reason: dict[str, list[str]] = {}

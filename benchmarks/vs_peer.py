@@ -26,7 +26,7 @@ windows, and SDXL 1024x1024x16 20 steps with a random full-size SDXL checkpoint 
 SDXL-layout motion module; peak memory is then the server's VRAM (nvidia-smi). The FLOP floor is SD1.5's only.
 
 The peer is never committed: point ``--peer-dir`` at a local checkout; the server loads it through
-a ``custom_nodes:`` entry of a temporary extra_model_paths.yaml (the README's *vs AnimateDiff-Evolved* says how to get one).
+a ``custom_nodes:`` entry of a temporary extra_model_paths.yaml (docs/benchmarks.md, *vs AnimateDiff-Evolved*, says how to get one).
 
     flock /tmp/animdiff-heavy.lock env PYTHONSAFEPATH=1 .cache/venv-test/bin/python benchmarks/vs_peer.py \\
         [--peer-dir DIR] [--runs 2] [--frames 16,48,128] [--only TEXT] [--quick | --gpu]
@@ -231,7 +231,7 @@ def timed_windows(frames: int, steps: int) -> int:
 
 def peer_timed_windows(peer_dir: Path, frames: int, steps: int) -> int:
     """Windows the peer's standard uniform 16/4 plan evaluates in the timed steps, from its own code (imported
-    by path as ``animdiff_peer``; it is not ours: the two plans differ, see the README)."""
+    by path as ``animdiff_peer``; it is not ours: the two plans differ, see docs/benchmarks.md)."""
     import importlib
     import types
 

@@ -1,4 +1,4 @@
-"""Draw the frame-to-frame correlation of the initial noise for each AnimDiffNoise type (README picture).
+"""Draw the frame-to-frame correlation of the initial noise for each AnimDiffNoise type (docs/features.md picture).
 
 For 64 frames of 4x64x64 noise (a 512x512 video), each panel is the 64x64 matrix of Pearson
 correlations between the noise of frame i (row) and frame j (column): white 0, dark 1. Noise types

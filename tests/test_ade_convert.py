@@ -243,7 +243,7 @@ def test_public_ade_workflows_convert_with_valid_links():
 def test_readme_table_is_the_mapping_table():
     from ade_convert.table import markdown
 
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "ade-workflows.md").read_text()
     start = text.index("<!-- ade-table")
     table = text[text.index("\n", start) + 1:text.index("<!-- /ade-table -->")].strip()
     assert table == markdown()

@@ -132,7 +132,7 @@ SCHEDULES = {  # ADE node -> (ADE schedule, the windows agree step by step)
 @pytest.mark.parametrize("frames", [24, 48, 64])
 def test_context_windows_cover_the_video_as_ades_do(ade_id, frames):
     """Static and batched: the same windows as ADE's; uniform schedules: both cover every frame at every step,
-    ADE's with a different number of windows (named in the report and the README)."""
+    ADE's with a different number of windows (named in the report and docs/ade-workflows.md)."""
     from animdiff.sampling.windows.plan import ContextOptions, context_windows
 
     schedule, same = SCHEDULES[ade_id]

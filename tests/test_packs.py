@@ -6,7 +6,7 @@ sum to 1, so ``AnimDiffApplyContextOptions`` must give the latents the same grap
 SparseCtrl, whose own temporal layers couple the frames of a window) batched windows must equal one window per call,
 and an Advanced-ControlNet control must equal the stock one it stands for.
 
-The packs are never committed: ``ANIMDIFF_PACKS_DIR`` names a folder with one checkout per pack (README, *Other packs*).
+The packs are never committed: ``ANIMDIFF_PACKS_DIR`` names a folder with one checkout per pack (docs/compatibility.md, *Other packs*).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from workflow_ui import OTHER_PACKS, pack_properties, ui_to_api
 PACKS = tuple(OTHER_PACKS)  # the checkouts ANIMDIFF_PACKS_DIR holds, by folder name
 PACKS_DIR = os.environ.get("ANIMDIFF_PACKS_DIR")
 pytestmark = pytest.mark.skipif(not PACKS_DIR, reason="ANIMDIFF_PACKS_DIR is unset: a folder with checkouts of "
-                                f"{', '.join(PACKS)} (README, Other packs)")
+                                f"{', '.join(PACKS)} (docs/compatibility.md, Other packs)")
 TOLERANCE = 1e-3  # latents (values of order 1) of the same graph with and without windows: float summation order only
 
 
