@@ -47,6 +47,7 @@ class WrapperKeys:
     CONTEXT_WINDOWS = "animdiff_context"  # CALC_COND_BATCH and PREPARE_SAMPLING wrappers (sampling.windows.evaluation)
     SAMPLING_START = "animdiff_start"  # OUTER_SAMPLE wrapper: noise type and FreeInit (sampling.noise.start)
     COND_FRAMES = "animdiff_cond_frames"  # OUTER_SAMPLE wrapper: per-frame conds against the video (sampling.prompts.cond_frames)
+    PIA = "animdiff_pia"  # DIFFUSION_MODEL wrapper: PIA's image input for the call's frames (animate.pia)
 
 
 T = Touchpoint
@@ -57,12 +58,12 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T(f"{PATCHER}.__init__", ("model", "load_device", "offload_device"), "motion_module.loader, training"),
     T(f"{PATCHER}.clone", (), "nodes (every node that returns a MODEL / MOTION_MODULE)"),
     T(f"{PATCHER}.add_wrapper_with_key", ("wrapper_type", "key", "wrapper"),
-      "animate.model, sampling.windows.evaluation, sampling.noise.start, sampling.prompts.cond_frames"),
+      "animate.model, animate.pia, sampling.windows.evaluation, sampling.noise.start, sampling.prompts.cond_frames"),
     T(f"{PATCHER}.get_wrappers", ("wrapper_type", "key"),
-      "animate.model, sampling.windows.evaluation, sampling.noise.start, sampling.prompts.cond_frames, training.stages"),
+      "animate.model, animate.pia, sampling.windows.evaluation, sampling.noise.start, sampling.prompts.cond_frames, training.stages"),
     T(f"{PATCHER}.set_additional_models", ("key", "models"), "animate.model"),
     T(f"{PATCHER}.add_object_patch", ("name", "obj"), "animate.model, training.stages (model_sampling)"),
-    T(f"{PATCHER}.get_model_object", ("name",), "animate.model, sampling.noise.start, training.stages"),
+    T(f"{PATCHER}.get_model_object", ("name",), "animate.model, animate.pia (latent_format), sampling.noise.start, training.stages"),
     T(f"{PATCHER}.add_patches", ("patches", "strength_patch"), "motion_module.lora, image_model.domain_adapter"),
     T(f"{PATCHER}.add_weight_wrapper", ("name", "function"), "training (LoRA weight adapters)"),
     T(f"{PATCHER}.set_model_compute_dtype", ("dtype",), "training"),
@@ -76,7 +77,7 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy_extras.nodes_context_windows.ContextWindowsManualNode", (), "sampling.windows.evaluation (model_options['context_handler'] "
       "is refused beside AnimDiff's windows)"),
     # Wrapper types and the functions they wrap (the wrapper receives the wrapped function's arguments).
-    T("comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL", (), "animate.model, training.stages"),
+    T("comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL", (), "animate.model, animate.pia, training.stages"),
     T("comfy.patcher_extension.WrappersMP.CALC_COND_BATCH", (), "sampling.windows.evaluation"),
     T("comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING", (), "sampling.windows.evaluation"),
     T("comfy.patcher_extension.WrappersMP.OUTER_SAMPLE", (), "sampling.noise.start (reads the noise tensor), sampling.prompts.cond_frames (the "
@@ -95,6 +96,9 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy.ops.manual_cast.Linear", (), "motion_module (casting layers)"),
     T("comfy.ops.manual_cast.LayerNorm", (), "motion_module"),
     T("comfy.ops.manual_cast.GroupNorm", (), "motion_module"),
+    T("comfy.ops.manual_cast.Conv2d", (), "motion_module.network (PIA's input conv)"),
+    T("comfy.ops.cast_bias_weight", ("s", "input"), "motion_module.image_input (PIA's input conv weight, cast as ComfyUI's layers do)"),
+    T("comfy.sd.VAE.encode", (), "animate.pia (the still's latent)"),
     # Model management and sampling objects.
     T("comfy.model_management.get_torch_device", (), "motion_module.loader, sparsectrl.loader, training.stages"),
     T("comfy.model_management.unet_offload_device", (), "motion_module.loader, sparsectrl.loader"),
@@ -143,7 +147,7 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy.controlnet.ControlBase.copy_to", ("c",), "sparsectrl.control"),
     T("comfy.controlnet.ControlBase.control_merge", ("control", "control_prev", "output_dtype"), "sparsectrl.control"),
     T("comfy.latent_formats.SD15", (), "sparsectrl.control (RGB keyframes in SD1.5's latent scale)"),
-    T("comfy.latent_formats.LatentFormat.process_in", ("latent",), "sparsectrl.control"),
+    T("comfy.latent_formats.LatentFormat.process_in", ("latent",), "sparsectrl.control, animate.pia"),
     T("comfy.sd.VAE.spacial_compression_encode", (), "sparsectrl.control (keyframe size in latents)"),
     T("comfy.cldm.cldm.ControlNet.forward", (), "sparsectrl.model (overridden: the encoder with motion modules)"),
     T("comfy.ldm.modules.diffusionmodules.openaimodel.TimestepEmbedSequential", (), "sparsectrl.model"),

@@ -10,9 +10,12 @@ VERSIONS = {
     "v2": ("SD1.5", 32),
     "v3": ("SD1.5", 32),
     "animatelcm": ("SD1.5", 64),
+    "pia": ("SD1.5", 32),  # v3's motion layout plus the 9-channel input conv (open-mmlab/PIA)
     "sdxl": ("SDXL", 32),
     "hotshotxl": ("SDXL", 24),
 }
+
+PIA_INPUT_CHANNELS = 9  # PIA's conv_in: the noisy latent (4), the affinity (1), the image's latent (4)
 
 # Channels per resolution level of the image model each base family's modules fit.
 BASE_CHANNELS = {"SD1.5": (320, 640, 1280, 1280), "SDXL": (320, 640, 1280)}
@@ -36,6 +39,7 @@ class MotionModuleConfig:
     attention_blocks: int = 2
     heads: int = 8
     ff_mult: int = 4  # feed-forward width over channels
+    conv_in_channels: int | None = None  # PIA: the UNet input conv it carries (9 = latent 4 + affinity 1 + image latent 4)
 
     @property
     def base(self) -> str:
@@ -48,12 +52,14 @@ class MotionModuleConfig:
 
     @property
     def image_norm_across_frames(self) -> bool:
-        """v1 and HotshotXL were trained with the image model's ResNet GroupNorms over all frames."""
-        return self.version in ("v1", "hotshotxl")
+        """v1, HotshotXL and PIA were trained with the image model's ResNet GroupNorms over all frames (PIA's
+        ``ResnetBlock3D`` applies ``nn.GroupNorm`` to ``b c f h w``, as v1's does)."""
+        return self.version in ("v1", "hotshotxl", "pia")
 
 
 def official_config(version: str) -> MotionModuleConfig:
-    """The full-size config of the official files of ``version`` (v2 and AnimateLCM have a mid block)."""
+    """The full-size config of the official files of ``version`` (v2 and AnimateLCM have a mid block; PIA has the
+    9-channel input conv)."""
     base, max_frames = VERSIONS[version]
     return MotionModuleConfig(version=version, channels=BASE_CHANNELS[base], has_mid_block=version in ("v2", "animatelcm"),
-                              max_frames=max_frames)
+                              max_frames=max_frames, conv_in_channels=PIA_INPUT_CHANNELS if version == "pia" else None)

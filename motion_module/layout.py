@@ -11,7 +11,7 @@ import re
 import torch
 
 from ..errors import FileError
-from .config import BASE_CHANNELS, VERSIONS, MotionModuleConfig
+from .config import BASE_CHANNELS, PIA_INPUT_CHANNELS, VERSIONS, MotionModuleConfig
 
 MODULE_KEY = re.compile(r"^(down_blocks\.\d+|mid_block|up_blocks\.\d+)\.motion_modules\.(\d+)\.temporal_transformer\.(.+)$")
 
@@ -115,15 +115,16 @@ def detect_config(state_dict: dict[str, torch.Tensor], source: str, version: str
     pe = first.get("transformer_blocks.0.attention_blocks.0.pos_encoder.pe")
     pe_len = int(pe.shape[1]) if pe is not None else None
     has_mid = ("mid_block", 0) in modules
+    conv_in = pia_input_channels(state_dict, channels[0], base, source)
 
-    guess = guess_version(base, has_mid, pe_len, hotshot=scheme == "hotshotxl")
+    guess = guess_version(base, has_mid, pe_len, hotshot=scheme == "hotshotxl", pia=conv_in is not None)
     if version == "auto":
         version = guess
     elif version not in VERSIONS:
         raise FileError(source, f"unknown version {version!r}; choose one of {', '.join(VERSIONS)}")
     if VERSIONS[version][0] != base:
         raise FileError(source, f"version {version} is for {VERSIONS[version][0]}, but these weights are a {base} motion module")
-    contradiction = version_contradiction(version, has_mid, pe_len)
+    contradiction = version_contradiction(version, has_mid, pe_len, conv_in is not None)
     if contradiction:
         raise FileError(source, f"version {version} contradicts the weights: {contradiction} (they are {guess}); the version "
                                 "input only chooses where the weights cannot tell: use auto")
@@ -132,8 +133,23 @@ def detect_config(state_dict: dict[str, torch.Tensor], source: str, version: str
         max_frames=pe_len or VERSIONS[version][1],
         down_modules=per_level("down_blocks"), up_modules=per_level("up_blocks"),
         transformer_layers=layers, attention_blocks=attention_blocks,
-        ff_mult=ff_width // channels[0],
+        ff_mult=ff_width // channels[0], conv_in_channels=conv_in,
     )
+
+
+def pia_input_channels(state_dict: dict[str, torch.Tensor], width: int, base: str, source: str) -> int | None:
+    """PIA's input conv: ``conv_in.weight`` ``[320, 9, 3, 3]`` (+ bias) next to the motion modules; None without one."""
+    weight = state_dict.get("conv_in.weight")
+    if weight is None:
+        return None
+    expected = [width, PIA_INPUT_CHANNELS, 3, 3]
+    if base != "SD1.5":
+        raise FileError(source, f"a PIA input conv (conv_in.weight) next to {base} motion modules: PIA exists for SD1.5 only "
+                                "(a mixed-up file)")
+    if list(weight.shape) != expected:
+        raise FileError(source, f"conv_in.weight has shape {list(weight.shape)}, PIA's input conv is {expected} (latent 4 + "
+                                "affinity 1 + image latent 4 channels): a damaged or mixed-up file")
+    return PIA_INPUT_CHANNELS
 
 
 def recognise(state_dict: dict[str, torch.Tensor], source: str, version: str = "auto"
@@ -153,9 +169,12 @@ def feed_forward_width(module: dict[str, torch.Tensor]) -> int:
     return max(widths, key=widths.count)  # ties: the first, net.0
 
 
-def version_contradiction(version: str, has_mid: bool, pe_len: int | None) -> str | None:
-    """Why weights with (or without) a mid block and positional encodings of ``pe_len`` frames (None: none stored)
-    cannot be ``version``; None if they can."""
+def version_contradiction(version: str, has_mid: bool, pe_len: int | None, has_conv_in: bool = False) -> str | None:
+    """Why weights with (or without) a mid block, positional encodings of ``pe_len`` frames (None: none stored) and PIA's
+    input conv cannot be ``version``; None if they can."""
+    if has_conv_in != (version == "pia"):
+        return f"{'PIA has' if version == 'pia' else f'{version} has no'} input conv (conv_in), these weights " \
+               f"{'have one' if has_conv_in else 'have none'}"
     needs_mid = version in ("v2", "animatelcm")
     if has_mid != needs_mid:
         return f"{version} {'has' if needs_mid else 'has no'} mid block, these weights {'have' if has_mid else 'have none'}"
@@ -164,8 +183,10 @@ def version_contradiction(version: str, has_mid: bool, pe_len: int | None) -> st
     return None
 
 
-def guess_version(base: str, has_mid: bool, pe_len: int | None, hotshot: bool) -> str:
+def guess_version(base: str, has_mid: bool, pe_len: int | None, hotshot: bool, pia: bool = False) -> str:
     """The most likely version for weights that carry no version tag."""
+    if pia:
+        return "pia"
     if base == "SDXL":
         return "hotshotxl" if hotshot else "sdxl"
     if has_mid:  # AnimateLCM is the v2 layout without (or with 64-long) encodings

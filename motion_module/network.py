@@ -39,6 +39,10 @@ class MotionNetwork(nn.Module):
         self.down_blocks = nn.ModuleList(block(c, config.down_modules) for c in config.channels)
         self.mid_block = block(config.channels[-1], 1) if config.has_mid_block else None
         self.up_blocks = nn.ModuleList(block(c, config.up_modules) for c in reversed(config.channels))
+        # PIA: the UNet's input conv with its extra input channels; only ``weight[:, 4:]`` is used (the first four and the
+        # bias are the image model's own, as in diffusers and AnimateDiff-Evolved), see :mod:`.image_input`
+        self.conv_in = operations.Conv2d(config.conv_in_channels, config.channels[0], 3, padding=1, device=device, dtype=dtype) \
+            if config.conv_in_channels else None
         self.content_hash: Callable[[], str] | None = None  # of the weights as read from a file (set by the loader: a FileHash)
 
     def module_at(self, key: str) -> TemporalModule:

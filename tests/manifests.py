@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 MANIFEST_DIR = Path(__file__).parent / "data" / "manifests"
-MOTION_MODULES = ["mm_sd_v14", "mm_sd_v15_v2", "v3_sd15_mm", "mm_sdxl_v10_beta"]
+MOTION_MODULES = ["mm_sd_v14", "mm_sd_v15_v2", "v3_sd15_mm", "mm_sdxl_v10_beta", "pia"]
 
 
 def manifest(name: str) -> dict:

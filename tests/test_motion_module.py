@@ -18,7 +18,7 @@ from animdiff.weight_files import check_layout, read_state_dict
 from manifests import MOTION_MODULES, manifest, meta_state_dict
 from reference import SMALL, diffusers_adapter, diffusers_module, small_model
 
-EXPECTED_VERSION = {"mm_sd_v14": "v1", "mm_sd_v15_v2": "v2", "v3_sd15_mm": "v3", "mm_sdxl_v10_beta": "sdxl"}
+EXPECTED_VERSION = {"mm_sd_v14": "v1", "mm_sd_v15_v2": "v2", "v3_sd15_mm": "v3", "mm_sdxl_v10_beta": "sdxl", "pia": "pia"}
 
 
 @pytest.mark.parametrize("name", MOTION_MODULES)
