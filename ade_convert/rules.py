@@ -120,6 +120,42 @@ def apply_motion_model(ctx, v):
     return b.done({0: Virtual("M_MODELS", value)})
 
 
+PIA_CONSTANT = "Constant (strength and schedule only)"  # AnimDiffApplyPIA's preset for ADE's plain multival input
+PIA_LOOPS_DIFFER = ("ADE stretches a loop preset by mirroring its first half over the video; AnimDiffApplyPIA's loop presets are "
+                    "the original PIA's 16 values (continued with their last): Loop (Small/Medium Motion) differ even at 16 frames")
+
+
+def pia_multival(ctx, v):
+    b = Builder(ctx)
+    mv = b.virtual(v.get("multival"), "MULTIVAL", "multival") or {"float": 1.0, "mask": None}
+    if mv["mask"] is not None:
+        b.note("the PIA multival's mask not applied: AnimDiffApplyPIA's affinity is one number per frame")
+    return b.done({0: Virtual("PIA_INPUT", {"preset": PIA_CONSTANT, "cond_frame": 0, "strength": mv["float"], "differs": b.differs})})
+
+
+def pia_paper_presets(ctx, v):
+    b = Builder(ctx)
+    mv = b.virtual(v.get("mult_multival"), "MULTIVAL", "mult_multival") or {"float": 1.0, "mask": None}
+    if mv["mask"] is not None:
+        b.note("mult_multival's mask not applied: AnimDiffApplyPIA's affinity is one number per frame")
+    if isinstance(v["preset"], str) and v["preset"].startswith("Loop"):
+        b.note(PIA_LOOPS_DIFFER)
+    return b.done({0: Virtual("PIA_INPUT", {"preset": v["preset"], "cond_frame": v["batch_index"], "strength": mv["float"],
+                                            "differs": b.differs})})
+
+
+def apply_pia_model(ctx, v):
+    rewrite = apply_motion_model(ctx, v)
+    b = Builder(ctx)
+    pia = b.virtual(v.get("pia_input"), "PIA_INPUT", "pia_input") or {"preset": PIA_CONSTANT, "cond_frame": 0, "strength": 1.0, "differs": []}
+    models = rewrite.outputs[0].value
+    models["pia"] = {"image": v["image"], "vae": v["vae"], **pia}
+    for note in [*pia["differs"], *b.differs]:
+        if note not in models["differs"]:
+            models["differs"].append(note)
+    return rewrite
+
+
 # --- nodes that become ours ------------------------------------------------------------------------------------
 
 def load_motion_model(ctx, v):
@@ -131,8 +167,8 @@ def load_motion_model(ctx, v):
 
 
 def animate(b: Builder, model, motion, loras, beta, scale=None, effect=None, start=0.0, end=1.0, context=None,
-            keyframes=None, settings=None) -> Local:
-    """Load-side MotionLoRAs, the apply node, then the sample settings' noise and FreeInit nodes; the last MODEL."""
+            keyframes=None, settings=None, pia=None) -> Local:
+    """Load-side MotionLoRAs, the apply node, PIA's image, then the sample settings' noise and FreeInit nodes; the last MODEL."""
     for name, strength in loras:
         motion = b.add("AnimDiffMotionLoRA", motion_module=motion, lora_name=name, strength=strength)
     motion_scale, mask = 1.0, None
@@ -153,6 +189,12 @@ def animate(b: Builder, model, motion, loras, beta, scale=None, effect=None, sta
     out = b.add("AnimDiffApplyMotionModule", model=model, motion_module=motion,
                 beta_schedule=b.choose(BETA_SCHEDULES, beta, "beta_schedule") or "autoselect", motion_scale=motion_scale,
                 start_percent=start, end_percent=end, context_options=context, motion_scale_mask=mask, keyframes=keyframes)
+    if pia:
+        strength, cond_frame = pia["strength"], pia["cond_frame"]
+        if isinstance(strength, Link) or isinstance(cond_frame, Link):
+            b.note("PIA's strength or batch_index comes from a link: AnimDiffApplyPIA's are widgets, set them on the converted node")
+        out = b.add("AnimDiffApplyPIA", model=out, vae=pia["vae"], image=pia["image"], preset=pia["preset"],
+                    cond_frame=_number(cond_frame, 0), strength=_number(strength, 1.0))
     return after_settings(b, out, settings, context)
 
 
@@ -242,7 +284,7 @@ def use_evolved_sampling(ctx, v):
     for note in models["differs"]:
         b.note(note)
     out = animate(b, v["model"], models["motion"], models["loras"], v["beta_schedule"], models["scale"], models["effect"],
-                  models["start"], models["end"], v.get("context_options"), models["keyframes"], settings)
+                  models["start"], models["end"], v.get("context_options"), models["keyframes"], settings, models.get("pia"))
     return b.done({0: out})
 
 

@@ -122,6 +122,14 @@ TABLE: dict[str, Entry] = {
                                        ("M_MODELS",), rules.apply_motion_model, "AnimDiffApplyMotionModule (with the Use Evolved Sampling node)"),
     "ADE_LoadAnimateDiffModel": Entry((AdeInput("model_name"), S("ad_settings")), ("MOTION_MODEL_ADE",), rules.load_motion_model,
                                       "AnimDiffLoadMotionModule"),
+    "ADE_ApplyAnimateDiffModelWithPIA": Entry((
+        S("motion_model"), S("image"), S("vae"), AdeInput("start_percent", 0.0), AdeInput("end_percent", 1.0), S("pia_input"),
+        S("motion_lora"), S("scale_multival"), S("effect_multival"), S("ad_keyframes"), S("prev_m_models"), S("per_block")),
+        ("M_MODELS",), rules.apply_pia_model, "AnimDiffApplyMotionModule + AnimDiffApplyPIA (with the Use Evolved Sampling node)"),
+    "ADE_InputPIA_Multival": Entry((S("multival"),), ("PIA_INPUT",), rules.pia_multival,
+                                   "AnimDiffApplyPIA (its strength; preset Constant)"),
+    "ADE_InputPIA_PaperPresets": Entry((AdeInput("preset"), AdeInput("batch_index", 0), S("mult_multival"), AdeInput("print_values", False)),
+                                       ("PIA_INPUT",), rules.pia_paper_presets, "AnimDiffApplyPIA (its preset, cond_frame and strength)"),
     "ADE_AnimateDiffLoaderWithContext": Entry((
         S("model"), AdeInput("model_name"), AdeInput("beta_schedule", "autoselect"), S("context_options"), S("motion_lora"),
         S("ad_settings"), S("sample_settings"), AdeInput("motion_scale", 1.0), AdeInput("apply_v2_models_properly", True),
@@ -202,9 +210,10 @@ TABLE: dict[str, Entry] = {
         "ADE_ApplyAnimateDiffModelWithCameraCtrl", "ADE_LoadAnimateDiffModelWithCameraCtrl", "ADE_CameraCtrlAnimateDiffKeyframe",
         "ADE_LoadCameraPoses", "ADE_LoadCameraPosesFromPath", "ADE_CameraPoseBasic", "ADE_CameraPoseCombo", "ADE_CameraPoseAdvanced",
         "ADE_CameraManualPoseAppend", "ADE_ReplaceCameraParameters", "ADE_ReplaceOriginalPoseAspectRatio")},
-    **{name: unsupported("PIA: " + I2V) for name in (
-        "ADE_ApplyAnimateDiffModelWithPIA", "ADE_InputPIA_Multival", "ADE_InputPIA_PaperPresets", "ADE_PIA_AnimateDiffKeyframe",
-        "ADE_InjectPIAIntoAnimateDiffModel")},
+    "ADE_PIA_AnimateDiffKeyframe": unsupported("PIA input changing over sampling progress has no AnimDiff equivalent "
+                                               "(AnimDiffApplyPIA's affinity is one per frame for the whole sampling)"),
+    "ADE_InjectPIAIntoAnimateDiffModel": unsupported("PIA's input conv in another motion module (experimental in ADE): AnimDiff "
+                                                     "takes PIA's input conv only with PIA's own motion module (pia.ckpt)"),
 }
 
 

@@ -114,11 +114,11 @@ class PIAWrapper:
             return executor(x, timesteps, context, y, control, transformer_options, **kwargs)
 
 
-def apply_pia(model: comfy.model_patcher.ModelPatcher, latents: torch.Tensor, preset: str, cond_frame: int = 0,
+def apply_pia(model: comfy.model_patcher.ModelPatcher, vae, image: torch.Tensor, preset: str, cond_frame: int = 0,
               strength: float = 1.0, schedule: str = "") -> comfy.model_patcher.ModelPatcher:
-    """A clone of the animated ``model`` (its motion module PIA's) conditioned on the still ``latents`` ``n 4 H W`` (the
-    model's latent scale); checked before the clone is made."""
-    require_finite(strength=strength)
+    """A clone of the animated ``model`` (its motion module PIA's) conditioned on ``image`` ``(n, H, W, C)`` encoded by
+    ``vae``; everything is checked before the image is encoded and the clone made."""
+    require_finite(cond_frame=cond_frame, strength=strength)
     wrappers = model.get_wrappers(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WrapperKeys.MOTION_MODULE)
     if not wrappers:
         raise OptionsError("model: PIA needs an animated MODEL: connect AnimDiffApplyMotionModule (with PIA's motion module) first")
@@ -126,6 +126,8 @@ def apply_pia(model: comfy.model_patcher.ModelPatcher, latents: torch.Tensor, pr
         raise OptionsError("model: this MODEL already has a PIA image; apply one per model")
     motion = wrappers[0]
     check_image_input(sd_unet(model), motion.motion_module.network, motion.motion_module.name)
+    PIACondition(torch.zeros(1, 4, 1, 1), preset, cond_frame, strength, schedule)  # the preset and schedule, before encoding
+    latents = encode_images(vae, model, image)
     if latents.ndim != 4 or latents.shape[1] != 4:
         raise OptionsError(f"image: PIA takes a 4-channel latent per image, the VAE gave {list(latents.shape)}")
     condition = PIACondition(latents, preset, cond_frame, strength, schedule)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..animate.pia import PRESETS, apply_pia, encode_images
+from ..animate.pia import PRESETS, apply_pia
 from .motion import CATEGORY
 
 
@@ -43,7 +43,7 @@ class AnimDiffApplyPIA:
         }
 
     def apply(self, model, vae, image, preset, cond_frame, strength, strength_schedule=""):
-        return (apply_pia(model, encode_images(vae, model, image), preset, cond_frame, strength, strength_schedule),)
+        return (apply_pia(model, vae, image, preset, cond_frame, strength, strength_schedule),)
 
 
 NODES = [AnimDiffApplyPIA]

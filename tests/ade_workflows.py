@@ -8,6 +8,7 @@ from __future__ import annotations
 from weights import CHECKPOINT
 
 MM, LORA = "mm_v2_random.safetensors", "v2_lora_ZoomIn_random.safetensors"
+PIA = "pia_random.safetensors"
 
 
 def base(model_ref=("ckpt", 0), latent=None, positive=("pos", 0), frames: int = 8, save="PreviewImage") -> dict:
@@ -45,6 +46,21 @@ def gen2(apply: dict, **evolved) -> dict:
     graph["apply"] = apply
     graph["evolved"] = {"class_type": "ADE_UseEvolvedSampling", "inputs": {
         "model": ["ckpt", 0], "beta_schedule": "autoselect", "m_models": ["apply", 0], **evolved}}
+    return graph
+
+
+def pia(pia_input: dict | None = None, **nodes) -> dict:
+    """ADE's PIA: load pia.ckpt -> Apply AnimateDiff-PIA Model (a still, the VAE; ``pia_input``) -> Use Evolved Sampling
+    with context windows."""
+    inputs = {"motion_model": ["load", 0], "image": ["still", 0], "vae": ["ckpt", 2], "start_percent": 0.0, "end_percent": 1.0}
+    graph = gen2({"class_type": "ADE_ApplyAnimateDiffModelWithPIA",
+                  "inputs": inputs | ({"pia_input": ["pia", 0]} if pia_input else {})}, context_options=["ctx", 0])
+    graph["load"]["inputs"]["model_name"] = PIA
+    graph["still"] = {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 32, "batch_size": 1, "color": 0x3080C0}}
+    graph["ctx"] = {"class_type": "ADE_StandardStaticContextOptions", "inputs": {"context_length": 4, "context_overlap": 1}}
+    if pia_input:
+        graph["pia"] = pia_input
+    graph.update(nodes)
     return graph
 
 
@@ -105,6 +121,12 @@ CASES = {
         "ctx": {"class_type": "ADE_StandardStaticContextOptions", "inputs": {"context_length": 4, "context_overlap": 1}}},
     "ADE_ApplyAnimateDiffModel": lambda: gen2({"class_type": "ADE_ApplyAnimateDiffModel", "inputs": {
         "motion_model": ["load", 0], "start_percent": 0.0, "end_percent": 0.5}}),
+    "ADE_ApplyAnimateDiffModelWithPIA": lambda: pia(),
+    "ADE_InputPIA_PaperPresets": lambda: pia({"class_type": "ADE_InputPIA_PaperPresets", "inputs": {
+        "preset": "Loop (Medium Motion)", "batch_index": -1, "mult_multival": ["mv", 0]}},
+        mv={"class_type": "ADE_MultivalDynamic", "inputs": {"float_val": 0.9}}),
+    "ADE_InputPIA_Multival": lambda: pia({"class_type": "ADE_InputPIA_Multival", "inputs": {"multival": ["mv", 0]}},
+                                         mv={"class_type": "ADE_MultivalDynamic", "inputs": {"float_val": 0.8}}),
     "ADE_LoadAnimateDiffModel": lambda: gen2({"class_type": "ADE_ApplyAnimateDiffModelSimple", "inputs": {"motion_model": ["load", 0]}}),
     "ADE_AnimateDiffLoaderWithContext": lambda: with_node(base(("ade", 0)), "ade", "ADE_AnimateDiffLoaderWithContext", {
         "model": ["ckpt", 0], "model_name": MM, "beta_schedule": "sqrt_linear (AnimateDiff)", "context_options": ["ctx", 0],

@@ -24,7 +24,7 @@ from PIL import Image
 
 PACK_NODES = ["AnimDiffLoadMotionModule", "AnimDiffApplyMotionModule", "AnimDiffContextOptions", "AnimDiffApplyContextOptions",
               "AnimDiffMotionLoRA", "AnimDiffDomainAdapter", "AnimDiffTrainMotionLoRA", "AnimDiffPromptSchedule",
-              "AnimDiffMotionKeyframe", "AnimDiffLoadSparseCtrl", "AnimDiffNoise", "AnimDiffFreeInit"]
+              "AnimDiffMotionKeyframe", "AnimDiffLoadSparseCtrl", "AnimDiffNoise", "AnimDiffFreeInit", "AnimDiffApplyPIA"]
 
 
 def test_nodes_are_registered_with_descriptions_and_tooltips(server):

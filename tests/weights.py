@@ -20,7 +20,7 @@ SDXL_CHECKPOINT = "sdxl_random.safetensors"  # about 7 GB: GPU benchmarks only, 
 CONTROLNET = "controlnet_sd15_random.safetensors"
 SPARSECTRL = {"rgb": "sparsectrl_rgb_random.safetensors", "scribble": "sparsectrl_scribble_random.safetensors"}
 MOTION_MODULES = {"mm_v3_random.safetensors": "v3", "mm_v2_random.safetensors": "v2",
-                  "mm_v1_random.safetensors": "v1", "mm_sdxl_random.safetensors": "sdxl"}
+                  "mm_v1_random.safetensors": "v1", "mm_sdxl_random.safetensors": "sdxl", "pia_random.safetensors": "pia"}
 
 
 def checkpoint_path() -> Path:

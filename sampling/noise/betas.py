@@ -28,7 +28,7 @@ BETAS = {
     LCM_SCHEDULE: ("sqrt_linear", 0.00085, 0.012),
 }
 # HotshotXL was trained on SDXL's own schedule (scaled-linear 0.00085-0.012), AnimateDiff-SDXL on 0.020.
-AUTOSELECTED = {"v1": SQRT_LINEAR, "v2": SQRT_LINEAR, "v3": SQRT_LINEAR, "animatelcm": LCM_SCHEDULE,
+AUTOSELECTED = {"v1": SQRT_LINEAR, "v2": SQRT_LINEAR, "v3": SQRT_LINEAR, "pia": SQRT_LINEAR, "animatelcm": LCM_SCHEDULE,
                 "sdxl": LINEAR, "hotshotxl": MODEL_OWN}
 
 
