@@ -158,3 +158,31 @@ def test_pia_weights_need_a_4_channel_unet_input_and_a_pia_module():
     plain = MotionNetwork(MotionModuleConfig(version="v3", channels=CHANNELS, has_mid_block=False, max_frames=32))
     with pytest.raises(BaseModelError, match="v3.safetensors: a v3 motion module has no PIA image input"):
         check_image_input(unet, plain, "v3.safetensors")
+
+
+# ---------------------------------------------------------------- through the server
+
+def test_pia_in_windows_with_prompt_travel_and_sparsectrl_and_a_wrong_image_batch(server):
+    """The 64-frame PIA workflow (24 frames on the test models: several windows) with a prompt schedule and an RGB
+    SparseCtrl keyframe on top; then the 16-frame one given 3 images for 16 frames, refused naming both counts."""
+    from comfy_server import PromptError, output_files
+    from graphs import LONGEST_TEST_VIDEO, on_test_models, shipped
+    from PIL import Image
+    from weights import SPARSECTRL
+
+    prompt = on_test_models(shipped("img2vid_pia_windows_64f.api.json"), "input.mp4")
+    prompt["sched"] = {"class_type": "AnimDiffPromptSchedule", "inputs": {
+        "clip": ["1", 1], "text": '"0": "a boat at dawn",\n"12": "a boat at night"', "frames": LONGEST_TEST_VIDEO}}
+    prompt["sc"] = {"class_type": "AnimDiffLoadSparseCtrl", "inputs": {"sparsectrl_name": SPARSECTRL["rgb"], "frame_indices": "0"}}
+    prompt["cn"] = {"class_type": "ControlNetApplyAdvanced", "inputs": {
+        "positive": ["sched", 0], "negative": ["7", 0], "control_net": ["sc", 0], "image": ["4", 0], "strength": 1.0,
+        "start_percent": 0.0, "end_percent": 1.0, "vae": ["1", 2]}}
+    prompt["9"]["inputs"].update(positive=["cn", 0], negative=["cn", 1])
+    (animation,) = output_files(server.run(prompt), server.output_dir)
+    with Image.open(animation) as image:
+        assert image.n_frames == LONGEST_TEST_VIDEO
+
+    wrong = on_test_models(shipped("img2vid_pia_16f.api.json"), "input.mp4")
+    wrong["4"] = {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 32, "batch_size": 3, "color": 0}}
+    with pytest.raises(PromptError, match="image: a batch of 3 images for a 16-frame video"):
+        server.run(wrong)
