@@ -40,6 +40,7 @@ class MotionModuleConfig:
     heads: int = 8
     ff_mult: int = 4  # feed-forward width over channels
     conv_in_channels: int | None = None  # PIA: the UNet input conv it carries (9 = latent 4 + affinity 1 + image latent 4)
+    image_encoder: bool = False  # AnimateLCM-I2V: the reference-image encoder (img_encoder.*) it carries
 
     @property
     def base(self) -> str:

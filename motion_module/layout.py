@@ -13,6 +13,7 @@ import torch
 from ..errors import FileError
 from .config import BASE_CHANNELS, PIA_INPUT_CHANNELS, VERSIONS, MotionModuleConfig
 
+IMAGE_ENCODER = "img_encoder."  # AnimateLCM-I2V's reference encoder, next to the motion modules
 MODULE_KEY = re.compile(r"^(down_blocks\.\d+|mid_block|up_blocks\.\d+)\.motion_modules\.(\d+)\.temporal_transformer\.(.+)$")
 
 # diffusers MotionAdapter -> original (the inverse of diffusers' single-file conversion)
@@ -116,6 +117,10 @@ def detect_config(state_dict: dict[str, torch.Tensor], source: str, version: str
     pe_len = int(pe.shape[1]) if pe is not None else None
     has_mid = ("mid_block", 0) in modules
     conv_in = pia_input_channels(state_dict, channels[0], base, source)
+    image_encoder = any(k.startswith(IMAGE_ENCODER) for k in state_dict)
+    if image_encoder and base != "SD1.5":
+        raise FileError(source, f"AnimateLCM-I2V's image encoder (img_encoder.*) next to {base} motion modules: it exists for "
+                                "SD1.5 only (a mixed-up file)")
 
     guess = guess_version(base, has_mid, pe_len, hotshot=scheme == "hotshotxl", pia=conv_in is not None)
     if version == "auto":
@@ -133,7 +138,7 @@ def detect_config(state_dict: dict[str, torch.Tensor], source: str, version: str
         max_frames=pe_len or VERSIONS[version][1],
         down_modules=per_level("down_blocks"), up_modules=per_level("up_blocks"),
         transformer_layers=layers, attention_blocks=attention_blocks,
-        ff_mult=ff_width // channels[0], conv_in_channels=conv_in,
+        ff_mult=ff_width // channels[0], conv_in_channels=conv_in, image_encoder=image_encoder,
     )
 
 

@@ -8,6 +8,7 @@ import comfy.ops
 from torch import nn
 
 from .config import MotionModuleConfig
+from .image_encoder import ImageEncoder
 from .transformer import TemporalModule
 
 
@@ -43,6 +44,8 @@ class MotionNetwork(nn.Module):
         # bias are the image model's own, as in diffusers and AnimateDiff-Evolved), see :mod:`.image_input`
         self.conv_in = operations.Conv2d(config.conv_in_channels, config.channels[0], 3, padding=1, device=device, dtype=dtype) \
             if config.conv_in_channels else None
+        # AnimateLCM-I2V: the reference image's features per down level (:mod:`.image_encoder`)
+        self.img_encoder = ImageEncoder(config.channels, device, dtype, operations) if config.image_encoder else None
         self.content_hash: Callable[[], str] | None = None  # of the weights as read from a file (set by the loader: a FileHash)
 
     def module_at(self, key: str) -> TemporalModule:
