@@ -58,12 +58,13 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T(f"{PATCHER}.__init__", ("model", "load_device", "offload_device"), "motion_module.loader, training"),
     T(f"{PATCHER}.clone", (), "nodes (every node that returns a MODEL / MOTION_MODULE)"),
     T(f"{PATCHER}.add_wrapper_with_key", ("wrapper_type", "key", "wrapper"),
-      "animate.model, animate.pia, sampling.windows.evaluation, sampling.noise.start, sampling.prompts.cond_frames"),
+      "animate.model, animate.pia, animate.animatelcm_i2v, sampling.windows.evaluation, sampling.noise.start, sampling.prompts.cond_frames"),
     T(f"{PATCHER}.get_wrappers", ("wrapper_type", "key"),
-      "animate.model, animate.pia, sampling.windows.evaluation, sampling.noise.start, sampling.prompts.cond_frames, training.stages"),
+      "animate.model, animate.pia, animate.animatelcm_i2v, sampling.windows.evaluation, sampling.noise.start, sampling.prompts.cond_frames, "
+      "training.stages"),
     T(f"{PATCHER}.set_additional_models", ("key", "models"), "animate.model"),
     T(f"{PATCHER}.add_object_patch", ("name", "obj"), "animate.model, training.stages (model_sampling)"),
-    T(f"{PATCHER}.get_model_object", ("name",), "animate.model, animate.pia (latent_format), sampling.noise.start, training.stages"),
+    T(f"{PATCHER}.get_model_object", ("name",), "animate.model, animate.pia (latent_format), animate.animatelcm_i2v, sampling.noise.start, training.stages"),
     T(f"{PATCHER}.add_patches", ("patches", "strength_patch"), "motion_module.lora, image_model.domain_adapter"),
     T(f"{PATCHER}.add_weight_wrapper", ("name", "function"), "training (LoRA weight adapters)"),
     T(f"{PATCHER}.set_model_compute_dtype", ("dtype",), "training"),
@@ -77,7 +78,7 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy_extras.nodes_context_windows.ContextWindowsManualNode", (), "sampling.windows.evaluation (model_options['context_handler'] "
       "is refused beside AnimDiff's windows)"),
     # Wrapper types and the functions they wrap (the wrapper receives the wrapped function's arguments).
-    T("comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL", (), "animate.model, animate.pia, training.stages"),
+    T("comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL", (), "animate.model, animate.pia, animate.animatelcm_i2v, training.stages"),
     T("comfy.patcher_extension.WrappersMP.CALC_COND_BATCH", (), "sampling.windows.evaluation"),
     T("comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING", (), "sampling.windows.evaluation"),
     T("comfy.patcher_extension.WrappersMP.OUTER_SAMPLE", (), "sampling.noise.start (reads the noise tensor), sampling.prompts.cond_frames (the "
@@ -115,7 +116,7 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy.model_sampling.ModelSamplingDiscrete.timestep", ("sigma",), "sparsectrl.control"),
     T("comfy.model_sampling.EPS.noise_scaling", ("sigma", "noise", "latent_image", "max_denoise"), "sampling.noise.freeinit, training"),
     T("comfy.model_sampling.ModelSamplingDiscrete.__init__", ("model_config",), "sampling.noise.betas"),
-    T("comfy.model_sampling.ModelSamplingDiscrete.percent_to_sigma", ("percent",), "animate.model"),
+    T("comfy.model_sampling.ModelSamplingDiscrete.percent_to_sigma", ("percent",), "animate.model, animate.animatelcm_i2v"),
     T("comfy.model_sampling.EPS", (), "sampling.noise.betas, training.trainer (prediction type)"),
     T("comfy.model_sampling.V_PREDICTION", (), "training (loss target)"),
     T("comfy_extras.nodes_model_advanced.LCM", (), "sampling.noise.betas (AnimateLCM)"),
@@ -135,7 +136,7 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     # The noise and FreeInit (one OUTER_SAMPLE wrapper around the guider's whole sampling).
     T("comfy.samplers.CFGGuider.outer_sample", ("noise", "latent_image", "sampler", "sigmas", "denoise_mask", "callback",
                                                  "disable_pbar", "seed"), "sampling.noise.start (OUTER_SAMPLE executor; class_obj is the guider)"),
-    T(f"{PATCHER}.remove_wrappers_with_key", ("wrapper_type", "key"), "sampling.noise.start"),
+    T(f"{PATCHER}.remove_wrappers_with_key", ("wrapper_type", "key"), "sampling.noise.start, animate.animatelcm_i2v"),
     # SparseCtrl: a ComfyUI ControlNet whose network is ComfyUI's ControlNet encoder with motion modules.
     T("comfy.controlnet.ControlNet.__init__", ("control_model", "load_device", "manual_cast_dtype"), "sparsectrl.control"),
     T("comfy.controlnet.ControlNet.get_control", ("x_noisy", "t", "cond", "batched_number", "transformer_options"), "sparsectrl.control"),
@@ -147,7 +148,7 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy.controlnet.ControlBase.copy_to", ("c",), "sparsectrl.control"),
     T("comfy.controlnet.ControlBase.control_merge", ("control", "control_prev", "output_dtype"), "sparsectrl.control"),
     T("comfy.latent_formats.SD15", (), "sparsectrl.control (RGB keyframes in SD1.5's latent scale)"),
-    T("comfy.latent_formats.LatentFormat.process_in", ("latent",), "sparsectrl.control, animate.pia"),
+    T("comfy.latent_formats.LatentFormat.process_in", ("latent",), "sparsectrl.control, animate.pia, animate.animatelcm_i2v"),
     T("comfy.sd.VAE.spacial_compression_encode", (), "sparsectrl.control (keyframe size in latents)"),
     T("comfy.cldm.cldm.ControlNet.forward", (), "sparsectrl.model (overridden: the encoder with motion modules)"),
     T("comfy.ldm.modules.diffusionmodules.openaimodel.TimestepEmbedSequential", (), "sparsectrl.model"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import weakref
 
 import comfy.model_patcher
@@ -38,10 +39,17 @@ class MotionWrapper:
         self.sigma_start = sigma_start
         self.sigma_end = sigma_end
         self.views = views  # context options whose windows only the motion modules use
+        self.reference = None  # AnimateLCM-I2V's reference image (:mod:`.animatelcm_i2v`), set on a copy by with_reference
         self.running = weakref.WeakKeyDictionary()  # UNet module -> the motion network its patcher runs
 
     def __deepcopy__(self, memo):
         return self
+
+    def with_reference(self, reference) -> MotionWrapper:
+        """A copy with AnimateLCM-I2V's reference image; it shares ``running`` (the ON_PRE_RUN callback fills it)."""
+        copied = copy.copy(self)
+        copied.reference = reference
+        return copied
 
     def pre_run(self, patcher: comfy.model_patcher.ModelPatcher) -> None:
         """``ON_PRE_RUN`` callback: ComfyUI calls it on every patcher about to sample (a multi-GPU clone
@@ -75,7 +83,9 @@ class MotionWrapper:
                 f"{length} frames in one pass, but {self.motion_module.describe()} has positional encodings for at most "
                 f"{limit}. Connect AnimDiffContextOptions to AnimDiffApplyMotionModule to sample in windows of {min(16, limit)}."
             )
-        with motion_injected(executor.class_obj, self.network(executor.class_obj), length, scale, views):
+        network = self.network(executor.class_obj)
+        features = self.reference.features(network, x, length, videos, sigmas) if self.reference is not None else None
+        with motion_injected(executor.class_obj, network, length, scale, views, features):
             out = call()
         check_finite_output(out, self.motion_module)
         return out

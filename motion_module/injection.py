@@ -44,18 +44,22 @@ class UNetCall:
         self.frames = 0
         self.scale = 1.0  # a float, or a callable giving the per-frame/per-pixel scale at x's size
         self.views = None  # (frame index, fuse weight) windows the motion modules run in, or None
+        self.features = None  # AnimateLCM-I2V: motion-module key -> the image feature added before it, (b f) c h w, or None
 
 
 class TemporalModuleSlot(nn.Module):
     """Stand-in layer for one motion module. Holds no parameters of its own."""
 
-    def __init__(self, module: TemporalModule, call: UNetCall):
+    def __init__(self, module: TemporalModule, call: UNetCall, key: str = ""):
         super().__init__()
         self.__dict__["module"] = module  # not a child: its weights belong to the motion network's patcher
         self.__dict__["call"] = call
+        self.key = key  # the motion module's key, e.g. "down_blocks.1.motion_modules.1"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (b f) c h w
         call = self.call
+        if call.features is not None and self.key in call.features:  # AnimateLCM-I2V: after the resnet (+ attention), before the module
+            x = x + call.features[self.key].to(x.dtype)
         return self.module(x, call.frames, call.scale(x) if callable(call.scale) else call.scale, call.views)
 
 
@@ -146,7 +150,7 @@ class Injection:
         self.blocks: list[tuple[nn.Sequential, dict]] = []  # (block, its layers with the slot in)
         for place in placements(unet, network.config):
             layers = list(place.block._modules.items())
-            layers.insert(place.index, (SLOT_KEY, TemporalModuleSlot(network.module_at(place.key), self.call)))
+            layers.insert(place.index, (SLOT_KEY, TemporalModuleSlot(network.module_at(place.key), self.call, place.key)))
             self.blocks.append((place.block, dict(layers)))
         self.norms = image_norms(unet) if network.config.image_norm_across_frames else []
         self.norm_hooks = (self.before_norm, self.after_norm)  # the same hook objects every call
@@ -162,9 +166,9 @@ class Injection:
         return height_as_frames(out, self.call.frames)
 
     @contextlib.contextmanager
-    def applied(self, frames: int, scale, views):
+    def applied(self, frames: int, scale, views, features=None):
         """Within the block the UNet runs with the slots (and the norms span all frames): one call's worth."""
-        self.call.frames, self.call.scale, self.call.views = frames, scale, views
+        self.call.frames, self.call.scale, self.call.views, self.call.features = frames, scale, views, features
         own, hooks = [], []
         try:
             for block, with_slot in self.blocks:
@@ -178,7 +182,7 @@ class Injection:
                 handle.remove()
             for block, layers in own:
                 block.__dict__["_modules"] = layers
-            self.call.scale = self.call.views = None  # let go of the call's tensors
+            self.call.scale = self.call.views = self.call.features = None  # let go of the call's tensors
 
 
 INJECTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # UNet -> {motion network -> Injection}, both weak
@@ -196,7 +200,8 @@ def injection(unet, network: MotionNetwork) -> Injection:
 
 
 @contextlib.contextmanager
-def motion_injected(unet, network: MotionNetwork, frames: int, scale, views=None):
-    """Within the block, ``unet`` runs ``network``'s modules on videos of ``frames`` frames (in ``views``' windows if given)."""
-    with injection(unet, network).applied(frames, scale, views):
+def motion_injected(unet, network: MotionNetwork, frames: int, scale, views=None, features=None):
+    """Within the block, ``unet`` runs ``network``'s modules on videos of ``frames`` frames (in ``views``' windows if given;
+    ``features``: motion-module key -> a tensor added to that module's input, AnimateLCM-I2V's image features)."""
+    with injection(unet, network).applied(frames, scale, views, features):
         yield

@@ -75,3 +75,45 @@ def test_image_encoder_equals_the_original_adapter(size):
         b = rearrange(b, "n c f h w -> (n f) c h w")
         assert a.shape == b.shape, level
         assert (a - b).abs().max() / b.abs().max() <= 1e-4, level
+
+
+def test_features_go_after_each_levels_second_layer_before_its_motion_module():
+    """With features, the UNet call equals one whose second resnet (+ attention) of each down level has the feature added
+    to its output by a forward hook: where the original's down blocks add ``img_feature`` (``idx == 2``)."""
+    from animdiff.animate.animatelcm_i2v import ImageReference
+    from animdiff.motion_module import MotionModuleConfig
+    from animdiff.motion_module.injection import motion_injected
+    from reference import random_weights
+    from test_unet_reference import CHANNELS, CONTEXT, comfy_unet
+
+    config = MotionModuleConfig(version="animatelcm", channels=CHANNELS, has_mid_block=True, max_frames=64, image_encoder=True)
+    network = MotionNetwork(config, dtype=torch.float32)
+    network.load_state_dict(random_weights(network, 4))
+    unet, _ = comfy_unet()
+    frames, videos = 4, 2
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(videos * frames, 4, 8, 8, generator=gen)
+    context = torch.randn(videos * frames, 5, CONTEXT, generator=gen)
+    t = torch.full((videos * frames,), 500.0)
+    reference = ImageReference(torch.randn(1, 4, 8, 8, generator=gen), drift=0.5, strength=0.7, sigma_start=1e9, sigma_end=0.0)
+    features = reference.features(network, x, frames, videos, None)
+    assert sorted(features) == [f"down_blocks.{i}.motion_modules.1" for i in range(4)]
+    with torch.no_grad():
+        with motion_injected(unet, network, frames, 1.0, None, features):
+            ours = unet(x, t, context)
+        hooks = [unet.input_blocks[block][-1].register_forward_hook(lambda _m, _a, out, f=features[key]: out + f)
+                 for block, key in zip((2, 5, 8, 11), sorted(features), strict=True)]
+        try:
+            with motion_injected(unet, network, frames, 1.0):
+                hooked = unet(x, t, context)
+        finally:
+            for handle in hooks:
+                handle.remove()
+        with motion_injected(unet, network, frames, 1.0):
+            plain = unet(x, t, context)
+    scale = hooked.abs().max()
+    assert (ours - hooked).abs().max() / scale <= 1e-5
+    assert (ours - plain).abs().max() / scale > 1e-2
+    windows = reference.features(network, torch.zeros(videos * 2 * frames, 4, 8, 8), frames, videos, None)  # two windows a call
+    assert torch.equal(windows["down_blocks.0.motion_modules.1"][:frames], features["down_blocks.0.motion_modules.1"][:frames])
+    assert torch.equal(windows["down_blocks.0.motion_modules.1"][frames:2 * frames], features["down_blocks.0.motion_modules.1"][:frames])
