@@ -156,6 +156,16 @@ def apply_pia_model(ctx, v):
     return rewrite
 
 
+def apply_animatelcm_i2v_model(ctx, v):
+    rewrite = apply_motion_model(ctx, v)
+    models = rewrite.outputs[0].value
+    models["i2v"] = {"ref_latent": v["ref_latent"], "drift": v["ref_drift"], "start": v.get("start_percent", 0.0),
+                     "end": v.get("end_percent", 1.0)}
+    if v.get("apply_ref_when_disabled"):
+        models["differs"].append("apply_ref_when_disabled on: AnimDiff adds the reference only where the motion module acts")
+    return rewrite
+
+
 # --- nodes that become ours ------------------------------------------------------------------------------------
 
 def load_motion_model(ctx, v):
@@ -167,8 +177,9 @@ def load_motion_model(ctx, v):
 
 
 def animate(b: Builder, model, motion, loras, beta, scale=None, effect=None, start=0.0, end=1.0, context=None,
-            keyframes=None, settings=None, pia=None) -> Local:
-    """Load-side MotionLoRAs, the apply node, PIA's image, then the sample settings' noise and FreeInit nodes; the last MODEL."""
+            keyframes=None, settings=None, pia=None, i2v=None) -> Local:
+    """Load-side MotionLoRAs, the apply node, PIA's image or AnimateLCM-I2V's reference, then the sample settings' noise and
+    FreeInit nodes; the last MODEL."""
     for name, strength in loras:
         motion = b.add("AnimDiffMotionLoRA", motion_module=motion, lora_name=name, strength=strength)
     motion_scale, mask = 1.0, None
@@ -195,6 +206,11 @@ def animate(b: Builder, model, motion, loras, beta, scale=None, effect=None, sta
             b.note("PIA's strength or batch_index comes from a link: AnimDiffApplyPIA's are widgets, set them on the converted node")
         out = b.add("AnimDiffApplyPIA", model=out, vae=pia["vae"], image=pia["image"], preset=pia["preset"],
                     cond_frame=_number(cond_frame, 0), strength=_number(strength, 1.0))
+    if i2v:
+        if isinstance(i2v["drift"], Link):
+            b.note("ref_drift comes from a link: AnimDiffApplyAnimateLCMI2V's is a widget, set it on the converted node")
+        out = b.add("AnimDiffApplyAnimateLCMI2V", model=out, ref_latent=i2v["ref_latent"], ref_drift=_number(i2v["drift"], 0.0),
+                    strength=1.0, start_percent=i2v["start"], end_percent=i2v["end"])
     return after_settings(b, out, settings, context)
 
 
@@ -284,7 +300,8 @@ def use_evolved_sampling(ctx, v):
     for note in models["differs"]:
         b.note(note)
     out = animate(b, v["model"], models["motion"], models["loras"], v["beta_schedule"], models["scale"], models["effect"],
-                  models["start"], models["end"], v.get("context_options"), models["keyframes"], settings, models.get("pia"))
+                  models["start"], models["end"], v.get("context_options"), models["keyframes"], settings, models.get("pia"),
+                  models.get("i2v"))
     return b.done({0: out})
 
 

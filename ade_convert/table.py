@@ -126,6 +126,13 @@ TABLE: dict[str, Entry] = {
         S("motion_model"), S("image"), S("vae"), AdeInput("start_percent", 0.0), AdeInput("end_percent", 1.0), S("pia_input"),
         S("motion_lora"), S("scale_multival"), S("effect_multival"), S("ad_keyframes"), S("prev_m_models"), S("per_block")),
         ("M_MODELS",), rules.apply_pia_model, "AnimDiffApplyMotionModule + AnimDiffApplyPIA (with the Use Evolved Sampling node)"),
+    "ADE_LoadAnimateLCMI2VModel": Entry((AdeInput("model_name"), S("ad_settings")), ("MOTION_MODEL_ADE", "MOTION_MODEL_ADE"),
+                                        rules.load_motion_model, "AnimDiffLoadMotionModule (the encoder_only output: not converted)"),
+    "ADE_ApplyAnimateLCMI2VModel": Entry((
+        S("motion_model"), S("ref_latent"), AdeInput("ref_drift", 0.0), AdeInput("apply_ref_when_disabled", False),
+        AdeInput("start_percent", 0.0), AdeInput("end_percent", 1.0), S("motion_lora"), S("scale_multival"), S("effect_multival"),
+        S("ad_keyframes"), S("prev_m_models"), S("per_block")), ("M_MODELS",), rules.apply_animatelcm_i2v_model,
+        "AnimDiffApplyMotionModule + AnimDiffApplyAnimateLCMI2V (with the Use Evolved Sampling node)"),
     "ADE_InputPIA_Multival": Entry((S("multival"),), ("PIA_INPUT",), rules.pia_multival,
                                    "AnimDiffApplyPIA (its strength; preset Constant)"),
     "ADE_InputPIA_PaperPresets": Entry((AdeInput("preset"), AdeInput("batch_index", 0), S("mult_multival"), AdeInput("print_values", False)),
@@ -204,8 +211,10 @@ TABLE: dict[str, Entry] = {
         "ADE_PerBlock_SD15_FromFloats", "ADE_PerBlock_SDXL_MidLevel", "ADE_PerBlock_SDXL_LowLevel", "ADE_PerBlock_SDXL_FromFloats")},
     "ADE_AnimateDiffUnload": unsupported("AnimDiff never changes its input model: connect the model from before "
                                          "AnimDiffApplyMotionModule instead"),
-    **{name: unsupported("AnimateLCM-I2V: " + I2V) for name in (
-        "ADE_ApplyAnimateLCMI2VModel", "ADE_LoadAnimateLCMI2VModel", "ADE_UpscaleAndVAEEncode", "ADE_InjectI2VIntoAnimateDiffModel")},
+    "ADE_UpscaleAndVAEEncode": unsupported("use ComfyUI's VAE Encode (AnimDiffApplyAnimateLCMI2V resizes the reference latent to "
+                                           "the video's latent size itself)"),
+    "ADE_InjectI2VIntoAnimateDiffModel": unsupported("AnimateLCM-I2V's image encoder in another motion module (experimental in ADE): "
+                                                     "AnimDiff takes the encoder only with its own motion module (AnimateLCM_sd15_i2v.ckpt)"),
     **{name: unsupported("CameraCtrl: " + I2V) for name in (
         "ADE_ApplyAnimateDiffModelWithCameraCtrl", "ADE_LoadAnimateDiffModelWithCameraCtrl", "ADE_CameraCtrlAnimateDiffKeyframe",
         "ADE_LoadCameraPoses", "ADE_LoadCameraPosesFromPath", "ADE_CameraPoseBasic", "ADE_CameraPoseCombo", "ADE_CameraPoseAdvanced",

@@ -66,6 +66,9 @@ TARGETS: dict[str, Target] = {
     "AnimDiffApplyPIA": Target((
         S("model", "MODEL"), S("vae", "VAE"), S("image", "IMAGE"), W("preset", "COMBO"), W("cond_frame", "INT"), W("strength", "FLOAT"),
         S("strength_schedule", "STRING", True)), (("MODEL", "MODEL"),)),
+    "AnimDiffApplyAnimateLCMI2V": Target((
+        S("model", "MODEL"), S("ref_latent", "LATENT"), W("ref_drift", "FLOAT"), W("strength", "FLOAT"), W("start_percent", "FLOAT"),
+        W("end_percent", "FLOAT")), (("MODEL", "MODEL"),)),
     "CheckpointLoaderSimple": Target((W("ckpt_name", "COMBO"),), (("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")), pack=False),
     "EmptyLatentImage": Target((W("width", "INT"), W("height", "INT"), W("batch_size", "INT")), (("LATENT", "LATENT"),), pack=False),
     "SaveAnimatedWEBP": Target((S("images", "IMAGE"), W("filename_prefix", "STRING"), W("fps", "FLOAT"), W("lossless", "BOOLEAN"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 from weights import CHECKPOINT
 
 MM, LORA = "mm_v2_random.safetensors", "v2_lora_ZoomIn_random.safetensors"
-PIA = "pia_random.safetensors"
+PIA, LCM_I2V = "pia_random.safetensors", "animatelcm_i2v_random.safetensors"
 
 
 def base(model_ref=("ckpt", 0), latent=None, positive=("pos", 0), frames: int = 8, save="PreviewImage") -> dict:
@@ -61,6 +61,17 @@ def pia(pia_input: dict | None = None, **nodes) -> dict:
     if pia_input:
         graph["pia"] = pia_input
     graph.update(nodes)
+    return graph
+
+
+def animatelcm_i2v() -> dict:
+    """ADE's AnimateLCM-I2V: Load AnimateLCM-I2V Model -> Apply AnimateLCM-I2V Model (a VAE-encoded still) -> Use Evolved Sampling."""
+    graph = gen2({"class_type": "ADE_ApplyAnimateLCMI2VModel", "inputs": {
+        "motion_model": ["load", 0], "ref_latent": ["ref", 0], "ref_drift": 0.25, "apply_ref_when_disabled": False,
+        "start_percent": 0.0, "end_percent": 1.0}}, beta_schedule="lcm >> sqrt_linear")
+    graph["load"] = {"class_type": "ADE_LoadAnimateLCMI2VModel", "inputs": {"model_name": LCM_I2V}}
+    graph["still"] = {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 32, "batch_size": 1, "color": 0x3080C0}}
+    graph["ref"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["still", 0], "vae": ["ckpt", 2]}}
     return graph
 
 
@@ -127,6 +138,8 @@ CASES = {
         mv={"class_type": "ADE_MultivalDynamic", "inputs": {"float_val": 0.9}}),
     "ADE_InputPIA_Multival": lambda: pia({"class_type": "ADE_InputPIA_Multival", "inputs": {"multival": ["mv", 0]}},
                                          mv={"class_type": "ADE_MultivalDynamic", "inputs": {"float_val": 0.8}}),
+    "ADE_ApplyAnimateLCMI2VModel": animatelcm_i2v,
+    "ADE_LoadAnimateLCMI2VModel": animatelcm_i2v,
     "ADE_LoadAnimateDiffModel": lambda: gen2({"class_type": "ADE_ApplyAnimateDiffModelSimple", "inputs": {"motion_model": ["load", 0]}}),
     "ADE_AnimateDiffLoaderWithContext": lambda: with_node(base(("ade", 0)), "ade", "ADE_AnimateDiffLoaderWithContext", {
         "model": ["ckpt", 0], "model_name": MM, "beta_schedule": "sqrt_linear (AnimateDiff)", "context_options": ["ctx", 0],

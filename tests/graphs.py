@@ -171,6 +171,7 @@ TEST_NAMES = {
     "mm_sd_v15_v2.ckpt": "mm_v2_random.safetensors",
     "v3_sd15_mm.ckpt": "mm_v3_random.safetensors",
     "pia.ckpt": "pia_random.safetensors",
+    "AnimateLCM_sd15_i2v.ckpt": "animatelcm_i2v_random.safetensors",
     "v2_lora_ZoomIn.ckpt": "v2_lora_ZoomIn_random.safetensors",
     "v3_sd15_adapter.ckpt": "v3_sd15_adapter_random.safetensors",
     "v3_sd15_sparsectrl_rgb.ckpt": "sparsectrl_rgb_random.safetensors",

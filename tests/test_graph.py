@@ -24,7 +24,8 @@ from PIL import Image
 
 PACK_NODES = ["AnimDiffLoadMotionModule", "AnimDiffApplyMotionModule", "AnimDiffContextOptions", "AnimDiffApplyContextOptions",
               "AnimDiffMotionLoRA", "AnimDiffDomainAdapter", "AnimDiffTrainMotionLoRA", "AnimDiffPromptSchedule",
-              "AnimDiffMotionKeyframe", "AnimDiffLoadSparseCtrl", "AnimDiffNoise", "AnimDiffFreeInit", "AnimDiffApplyPIA"]
+              "AnimDiffMotionKeyframe", "AnimDiffLoadSparseCtrl", "AnimDiffNoise", "AnimDiffFreeInit", "AnimDiffApplyPIA",
+              "AnimDiffApplyAnimateLCMI2V"]
 
 
 def test_nodes_are_registered_with_descriptions_and_tooltips(server):

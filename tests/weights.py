@@ -46,6 +46,7 @@ def write_all() -> Path:
         motion_module_path(name)
     motion_lora_path()
     adapter_path()
+    animatelcm_i2v_path()
     for kind in SPARSECTRL:
         sparsectrl_path(kind)
     return MODELS_DIR
@@ -86,6 +87,25 @@ def motion_lora_path(name: str = "v2_lora_ZoomIn_random.safetensors", seed: int 
 
 def adapter_path() -> Path:
     return write_from_manifest(cached(MODELS_DIR / "animatediff_models" / "v3_sd15_adapter_random.safetensors"), "v3_sd15_adapter", 6)
+
+
+ANIMATELCM_I2V = "animatelcm_i2v_random.safetensors"
+
+
+def animatelcm_i2v_path(seed: int = 9) -> Path:
+    """A full-size random AnimateLCM-I2V file in the official layout (the manifest's keys and shapes: no pe buffers), fp16."""
+    import safetensors.torch
+    from manifests import manifest
+    from random_weights import random_tensors
+
+    path = cached(MODELS_DIR / "animatediff_models" / ANIMATELCM_I2V)
+    if not path.exists():
+        tensors = random_tensors(manifest("animatelcm_sd15_i2v")["keys"], seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        safetensors.torch.save_file(tensors, tmp)
+        tmp.rename(path)
+    return path
 
 
 def sparsectrl_path(kind: str, seed: int = 7) -> Path:
