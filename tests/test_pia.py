@@ -162,6 +162,7 @@ def test_pia_weights_need_a_4_channel_unet_input_and_a_pia_module():
 
 # ---------------------------------------------------------------- through the server
 
+@pytest.mark.slow  # about a minute on two shared cores
 def test_pia_in_windows_with_prompt_travel_and_sparsectrl_and_a_wrong_image_batch(server):
     """The 64-frame PIA workflow (24 frames on the test models: several windows) with a prompt schedule and an RGB
     SparseCtrl keyframe on top; then the 16-frame one given 3 images for 16 frames, refused naming both counts."""
