@@ -132,6 +132,6 @@ def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion_module: 
     animated.add_callback_with_key(comfy.patcher_extension.CallbacksMP.ON_PRE_RUN, WrapperKeys.MOTION_MODULE, wrapper.pre_run)
     animated.set_additional_models(WrapperKeys.MOTION_MODULE, [motion_module.patcher])
     use_cond_frame_check(animated)
-    if context_options and not views:
+    if context_options and (not views or context_options.draft_start >= 0):  # a draft evaluates its one window
         use_context_windows(animated, context_options)
     return animated
