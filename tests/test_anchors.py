@@ -36,7 +36,11 @@ def test_windows_holding_references_run_first():
     step = AnchorStep(Anchors("indexes", indexes=(38,)), windows, 64)
     order = step.order(windows)
     assert all(38 in windows[n] for n in order[:2]) and sorted(order) == list(range(len(windows)))
-    assert AnchorStep(Anchors("sliding", 2), windows, 64).order(windows) == list(range(len(windows)))
+    sliding = AnchorStep(Anchors("sliding", 2), windows, 64)
+    assert sliding.order(windows) == list(range(len(windows)))
+    sliding.store = {10: {}, 11: {}, 22: {}}
+    sliding.done(1)  # window 1 (12-27) read 10 and 11, which no later window reads
+    assert list(sliding.store) == [22]
 
 
 def test_reference_attention_against_a_written_out_softmax():
@@ -47,7 +51,7 @@ def test_reference_attention_against_a_written_out_softmax():
     q, k, v = (torch.randn(2, tokens, heads * dim, generator=gen) for _ in range(3))
     windows = [[0, 1]]
     step = AnchorStep(Anchors("indexes", indexes=(0,)), windows, 2)
-    step.store[(None, "input", 1, 0, 0)] = (k[0], v[0])  # (uuid, block, block_index, frame)
+    step.store[0] = {(None, "input", 1, 0): (k[0], v[0])}  # frame -> (uuid, block, block_index) -> (k, v)
     patch = ReferenceAttention(step, [0, 1], {}, [0], 1.0)
     out = patch(q, k, v, {"n_heads": heads, "block": ("input", 1), "block_index": 0})
 
@@ -146,3 +150,10 @@ def test_draft_window_equals_the_full_runs_frames(sd15, conds):
     assert not torch.allclose(draft[:12], full[:12], atol=1e-2)  # the rest is not sampled
     with pytest.raises(FramesError, match="starts at frame 30.*40 frames.*0 to 24"):
         sample(apply_context_options(sd15[0], replace(options, draft_start=30)), per_frame, x, steps=1)
+
+
+def test_anchors_refused_with_views_and_too_many_retained_frames(sd15, v3):
+    with pytest.raises(OptionsError, match="views"):
+        ContextOptions(views=True, anchors=FIRST)
+    with pytest.raises(OptionsError, match="20 reference frames into each window of 16: 36 frames"):
+        apply_motion_module(sd15[0], v3, OWN, context_options=ContextOptions(anchors=Anchors("first", 20, share="latents")))

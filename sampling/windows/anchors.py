@@ -111,6 +111,12 @@ class Anchors:
             raise FramesError(f"anchor indexes {outside} are outside the video of {frames} frames (0 to {frames - 1}); "
                               "change indexes on AnimDiffContextAnchors")
 
+    def retained(self) -> int:
+        """The most reference frames a window's call holds besides its own frames (0 unless ``share`` is ``latents``)."""
+        if self.share != "latents":
+            return 0
+        return len(self.indexes) if self.mode == "indexes" else self.frames
+
     def reference(self, window: list[int], frames: int) -> list[int]:
         """The reference frames of ``window`` that it does not hold itself, in video order."""
         inside = set(window)
@@ -140,7 +146,8 @@ class AnchorStep:
         self.frames = frames
         self.references = [anchors.reference(w, frames) for w in windows]
         self.needed = {f for refs in self.references for f in refs}  # frames some window reads
-        self.store: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # (uuid, block, block_index, frame) -> (k, v)
+        self.readers = {f: sum(f in refs for refs in self.references) for f in self.needed}  # windows still to read each
+        self.store: dict[int, dict[tuple, tuple[torch.Tensor, torch.Tensor]]] = {}  # frame -> (uuid, block, index) -> (k, v)
 
     def order(self, windows: list[list[int]]) -> list[int]:
         """Window numbers in running order: windows holding reference frames first (their features are written
@@ -149,6 +156,13 @@ class AnchorStep:
             return list(range(len(windows)))
         holds = [n for n, w in enumerate(windows) if self.needed & set(w)]
         return holds + [n for n in range(len(windows)) if n not in holds]
+
+    def done(self, number: int) -> None:
+        """Window ``number`` has run: drop the stored features no window reads any more."""
+        for frame in self.references[number]:
+            self.readers[frame] -= 1
+            if not self.readers[frame]:
+                self.store.pop(frame, None)
 
     def retained(self, number: int) -> list[int]:
         """Frames placed before window ``number``'s own in its call (``latents`` only)."""
@@ -189,8 +203,9 @@ class ReferenceAttention:
         for chunk, uuid in enumerate(uuids):
             rows = slice(chunk * self.length, (chunk + 1) * self.length)
             for position, frame in self.writes.items():
-                self.step.store.setdefault((uuid, *block, frame), (k[rows][position].detach(), v[rows][position].detach()))
-            refs = [self.step.store[key] for key in ((uuid, *block, f) for f in self.reads) if key in self.step.store]
+                if self.step.readers[frame]:
+                    self.step.store.setdefault(frame, {}).setdefault((uuid, *block), (k[rows][position].detach(), v[rows][position].detach()))
+            refs = [self.step.store[f][(uuid, *block)] for f in self.reads if (uuid, *block) in self.step.store.get(f, {})]
             plain = None if refs and self.strength == 1.0 else optimized_attention(q[rows], k[rows], v[rows], heads, attn_precision=precision)
             if not refs or self.strength == 0.0:
                 outs.append(plain)

@@ -206,6 +206,8 @@ class WindowedEvaluation:
             w = torch.cat([torch.zeros(len(retained)), *(weights[n] for n in numbers)]).to(x_in).view(-1, *([1] * (x_in.ndim - 1)))
             for acc, result in zip(out, results, strict=True):
                 acc.index_add_(0, index, result * w)
+            if step is not None:
+                step.done(numbers[0])
             if reuse is not None and 0 in numbers:
                 at = len(retained) + sum(len(windows[n]) for n in numbers[:numbers.index(0)])
                 first = [result[at:at + len(windows[0])] for result in results]
@@ -243,7 +245,8 @@ class WindowedMemoryEstimate:
 
     def __call__(self, executor, model, noise_shape, conds, *args, **kwargs):
         refuse_core_windows(kwargs.get("model_options", args[0] if args else None))
-        noise_shape = [min(noise_shape[0], self.options.context_length), *noise_shape[1:]]
+        retained = self.options.anchors.retained() if self.options.anchors else 0  # reference latents in each call
+        noise_shape = [min(noise_shape[0], self.options.context_length + retained), *noise_shape[1:]]
         return executor(model, noise_shape, conds, *args, **kwargs)
 
 

@@ -73,6 +73,9 @@ class ContextOptions:
             raise OptionsError(f"windows_per_call must be at least 0 (0: as many as fit in memory), got {self.windows_per_call}")
         if self.draft_start < -1:
             raise OptionsError(f"start (the draft window's first frame) must be at least 0, got {self.draft_start}")
+        if self.views and (self.anchors is not None or self.naive_reuse is not None):
+            raise OptionsError("anchors and NaiveReuse work on windows of the whole model, and views window only the motion modules: "
+                               "turn views off on AnimDiffContextOptions, or remove AnimDiffContextAnchors/AnimDiffNaiveReuse")
         if self.fuse_method not in FUSE_METHODS:
             raise OptionsError(f"unknown fuse_method {self.fuse_method!r}; choose one of {list(FUSE_METHODS)}")
 
