@@ -9,7 +9,8 @@ windows, the same noise for every variant) and prints, per variant, the mean and
 frame-to-frame difference. With random weights the frames are noise-like, so the numbers compare variants with one
 another; they say nothing of a trained model's look.
 
-    /work/heavy env PYTHONSAFEPATH=1 .cache/venv/bin/python benchmarks/seam_jumps.py [--frames 48] [--latent 8] [--steps 4]
+    /work/heavy env PYTHONSAFEPATH=1 .cache/venv/bin/python benchmarks/seam_jumps.py [--frames 48] [--latent 8] [--steps 4] \
+        [--checkpoint PATH --motion-module PATH]
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ def main():
     parser.add_argument("--latent", type=int, default=8, help="latent side (8 = 64x64 pixels)")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--checkpoint", type=Path, help="an SD1.5 checkpoint (default: the random test one)")
+    parser.add_argument("--motion-module", type=Path, help="a v2/v3 motion module (default: the random v3 test one)")
+    parser.add_argument("--prompt", default="a lighthouse on a cliff at dusk")
     args = parser.parse_args()
 
     from dataclasses import replace
@@ -55,9 +59,10 @@ def main():
 
     import nodes
 
-    model, clip, vae = comfy.sd.load_checkpoint_guess_config(str(checkpoint_path()), output_vae=True, output_clip=True)[:3]
-    motion_module = load_motion_module(motion_module_path("mm_v3_random.safetensors"))
-    positive = nodes.CLIPTextEncode().encode(clip, "a lighthouse on a cliff at dusk")[0]
+    checkpoint = args.checkpoint or checkpoint_path()
+    model, clip, vae = comfy.sd.load_checkpoint_guess_config(str(checkpoint), output_vae=True, output_clip=True)[:3]
+    motion_module = load_motion_module(args.motion_module or motion_module_path("mm_v3_random.safetensors"))
+    positive = nodes.CLIPTextEncode().encode(clip, args.prompt)[0]
     base = ContextOptions(16, 4, 1, False, "static", "pyramid", windows_per_call=1)
     variants = {
         "no anchors": base,
@@ -74,10 +79,11 @@ def main():
     for name, options in variants.items():
         animated = apply_motion_module(model, motion_module, "autoselect", context_options=options)
         start = time.perf_counter()
-        latent = comfy.sample.sample(animated, x, args.steps, 1.0, "euler", "normal", positive, positive, torch.zeros_like(x),
-                                     seed=args.seed, disable_pbar=True)
-        seconds = time.perf_counter() - start
-        jumps, median, seams = seam_jumps(vae.decode(latent).float(), windows)
+        with torch.inference_mode():
+            latent = comfy.sample.sample(animated, x, args.steps, 1.0, "euler", "normal", positive, positive, torch.zeros_like(x),
+                                         seed=args.seed, disable_pbar=True)
+            seconds = time.perf_counter() - start
+            jumps, median, seams = seam_jumps(vae.decode(latent).float(), windows)
         print(f"{name:30s} {sum(jumps) / len(jumps):15.3f} {max(jumps):14.3f} {median:12.4f} {seconds:8.1f}")
     print(f"seams at t = {seams} (jump from frame t to t+1)")
 
