@@ -4,7 +4,7 @@ ComfyUI's own sampling code."""
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import pytest
 import torch
@@ -14,6 +14,7 @@ from animdiff.errors import FramesError, OptionsError
 from animdiff.sampling.windows.anchors import Anchors, AnchorStep, NaiveReuse, ReferenceAttention, parse_indexes
 from animdiff.sampling.windows.plan import ContextOptions, context_windows
 from comfy_sampling import OWN, noise, sample
+from training_models import conditioning, small_motion, small_sd15
 
 STATIC = ContextOptions(16, 4, 1, False, "static", "pyramid")
 FIRST = Anchors("first", 1)
@@ -85,75 +86,83 @@ def test_bad_input_names_the_input():
         Anchors("indexes", indexes=(0, 50)).check_video(40)
 
 
-# --- sampling --------------------------------------------------------------------------------------------------------
+# --- sampling (the reduced SD1.5 and v3 motion module: fast) ----------------------------------------------------------
 
-@pytest.mark.parametrize("anchors", [FIRST, pytest.param(FIRST_LATENTS, marks=pytest.mark.slow)], ids=["attention", "latents"])
-def test_up_to_context_length_is_bit_identical(sd15, conds, v3, anchors):
-    x = noise(16, 10)
-    plain = sample(apply_motion_module(sd15[0], v3, OWN, context_options=ContextOptions()), conds, x, steps=1, cfg=1.0)
-    extras = ContextOptions(anchors=anchors, naive_reuse=NaiveReuse(0.95, 0.0, 1.0))
-    assert torch.equal(sample(apply_motion_module(sd15[0], v3, OWN, context_options=extras), conds, x, steps=1, cfg=1.0), plain)
+@dataclass
+class Small:
+    model: object
+    motion: object
+    conds: tuple
 
 
-@pytest.mark.slow
+@pytest.fixture(scope="module")
+def small(one_thread):
+    return Small(small_sd15(), small_motion(), (conditioning(1), conditioning(2)))
+
 @pytest.mark.parametrize("anchors", [FIRST, FIRST_LATENTS], ids=["attention", "latents"])
-def test_anchors_tie_far_windows_to_the_reference(sd15, conds, v3, anchors):
+def test_up_to_context_length_is_bit_identical(small, anchors):
+    x = noise(16, 10)
+    plain = sample(apply_motion_module(small.model, small.motion, OWN, context_options=ContextOptions()), small.conds, x, steps=1, cfg=1.0)
+    extras = ContextOptions(anchors=anchors, naive_reuse=NaiveReuse(0.95, 0.0, 1.0))
+    assert torch.equal(sample(apply_motion_module(small.model, small.motion, OWN, context_options=extras), small.conds, x, steps=1, cfg=1.0), plain)
+
+
+@pytest.mark.parametrize("anchors", [FIRST, FIRST_LATENTS], ids=["attention", "latents"])
+def test_anchors_tie_far_windows_to_the_reference(small, anchors):
     """Frame 35 lies only in the last window (24-39): only the anchors can carry frame 0 into it."""
     x = noise(40, 11)
     changed = x.clone()
     changed[0] = torch.randn(4, 4, 4, generator=torch.Generator().manual_seed(5))
-    model = apply_motion_module(sd15[0], v3, OWN, context_options=replace(STATIC, anchors=anchors))
-    a, b = sample(model, conds, x, steps=1, cfg=1.0), sample(model, conds, changed, steps=1, cfg=1.0)
+    model = apply_motion_module(small.model, small.motion, OWN, context_options=replace(STATIC, anchors=anchors))
+    a, b = sample(model, small.conds, x, steps=1, cfg=1.0), sample(model, small.conds, changed, steps=1, cfg=1.0)
     assert not torch.allclose(a[35], b[35], atol=1e-4)
-    plain = apply_motion_module(sd15[0], v3, OWN, context_options=STATIC)
-    assert torch.equal(sample(plain, conds, x, steps=1, cfg=1.0)[35], sample(plain, conds, changed, steps=1, cfg=1.0)[35])
+    plain = apply_motion_module(small.model, small.motion, OWN, context_options=STATIC)
+    assert torch.equal(sample(plain, small.conds, x, steps=1, cfg=1.0)[35], sample(plain, small.conds, changed, steps=1, cfg=1.0)[35])
 
 
-@pytest.mark.slow
-def test_anchors_outside_their_steps_change_nothing(sd15, conds, v3):
+def test_anchors_outside_their_steps_change_nothing(small):
     x = noise(40, 12)
-    model = lambda options: apply_motion_module(sd15[0], v3, OWN, context_options=options)  # noqa: E731
+    model = lambda options: apply_motion_module(small.model, small.motion, OWN, context_options=options)  # noqa: E731
     off = replace(STATIC, windows_per_call=1, anchors=Anchors(start_percent=0.9, end_percent=1.0))
-    plain = sample(model(replace(STATIC, windows_per_call=1)), conds, x, steps=1, cfg=1.0)
-    assert torch.equal(sample(model(off), conds, x, steps=1, cfg=1.0), plain)
-    on = sample(model(replace(off, anchors=Anchors())), conds, x, steps=1, cfg=1.0)
+    plain = sample(model(replace(STATIC, windows_per_call=1)), small.conds, x, steps=1, cfg=1.0)
+    assert torch.equal(sample(model(off), small.conds, x, steps=1, cfg=1.0), plain)
+    on = sample(model(replace(off, anchors=Anchors())), small.conds, x, steps=1, cfg=1.0)
     assert not torch.allclose(on, plain, atol=1e-4)
 
 
-def test_anchor_index_outside_the_video_is_refused(sd15, conds):
-    model = apply_context_options(sd15[0], replace(STATIC, anchors=Anchors("indexes", indexes=(3, 99))))
+def test_anchor_index_outside_the_video_is_refused(small):
+    model = apply_context_options(small.model, replace(STATIC, anchors=Anchors("indexes", indexes=(3, 99))))
     with pytest.raises(FramesError, match=r"anchor indexes \[99\].*40 frames"):
-        sample(model, conds, noise(40, 1), steps=1)
+        sample(model, small.conds, noise(40, 1), steps=1)
 
 
-@pytest.mark.slow
-def test_naive_reuse_gives_every_frame_the_first_windows_prediction(sd15, conds):
+def test_naive_reuse_gives_every_frame_the_first_windows_prediction(small):
     """weighted_mean 1 over the whole run and one Euler step to sigma 0: frame t is the first window's frame t mod 16."""
-    model = apply_context_options(sd15[0], replace(STATIC, naive_reuse=NaiveReuse(1.0, 0.0, 1.0)))
-    out = sample(model, conds, noise(40, 13), steps=1, cfg=1.0)
+    model = apply_context_options(small.model, replace(STATIC, naive_reuse=NaiveReuse(1.0, 0.0, 1.0)))
+    out = sample(model, small.conds, noise(40, 13), steps=1, cfg=1.0)
     torch.testing.assert_close(out[16:32], out[:16], rtol=1e-5, atol=1e-4)  # x + (x - x0) (0 - sigma) / sigma: rounding
     torch.testing.assert_close(out[32:], out[:8], rtol=1e-5, atol=1e-4)
-    assert not torch.allclose(sample(apply_context_options(sd15[0], STATIC), conds, noise(40, 13), steps=1, cfg=1.0)[16:32], out[:16], atol=1e-2)
+    assert not torch.allclose(sample(apply_context_options(small.model, STATIC), small.conds, noise(40, 13), steps=1, cfg=1.0)[16:32], out[:16], atol=1e-2)
 
 
-def test_draft_window_equals_the_full_runs_frames(sd15, conds):
+def test_draft_window_equals_the_full_runs_frames(small):
     """A plain model's frames are independent and its windows equal no windows, so the draft's frames are the full
     run's; every frame has its own text embedding, so the draft must get its frames' prompts."""
-    positive, negative = conds
+    positive, negative = small.conds
     gen = torch.Generator().manual_seed(15)
     per_frame = ([[positive[0][0] + 0.5 * torch.randn(40, *positive[0][0].shape[1:], generator=gen), dict(positive[0][1])]], negative)
     x = noise(40, 14)
     options = replace(STATIC, windows_per_call=1)
-    full = sample(apply_context_options(sd15[0], options), per_frame, x, steps=1, cfg=1.0)
-    draft = sample(apply_context_options(sd15[0], replace(options, draft_start=12)), per_frame, x, steps=1, cfg=1.0)
+    full = sample(apply_context_options(small.model, options), per_frame, x, steps=1, cfg=1.0)
+    draft = sample(apply_context_options(small.model, replace(options, draft_start=12)), per_frame, x, steps=1, cfg=1.0)
     torch.testing.assert_close(draft[12:28], full[12:28], rtol=1e-4, atol=5e-4)
     assert not torch.allclose(draft[:12], full[:12], atol=1e-2)  # the rest is not sampled
     with pytest.raises(FramesError, match="starts at frame 30.*40 frames.*0 to 24"):
-        sample(apply_context_options(sd15[0], replace(options, draft_start=30)), per_frame, x, steps=1)
+        sample(apply_context_options(small.model, replace(options, draft_start=30)), per_frame, x, steps=1)
 
 
-def test_anchors_refused_with_views_and_too_many_retained_frames(sd15, v3):
+def test_anchors_refused_with_views_and_too_many_retained_frames(small):
     with pytest.raises(OptionsError, match="views"):
         ContextOptions(views=True, anchors=FIRST)
     with pytest.raises(OptionsError, match="20 reference frames into each window of 16: 36 frames"):
-        apply_motion_module(sd15[0], v3, OWN, context_options=ContextOptions(anchors=Anchors("first", 20, share="latents")))
+        apply_motion_module(small.model, small.motion, OWN, context_options=ContextOptions(anchors=Anchors("first", 20, share="latents")))
