@@ -166,3 +166,13 @@ def test_anchors_refused_with_views_and_too_many_retained_frames(small):
         ContextOptions(views=True, anchors=FIRST)
     with pytest.raises(OptionsError, match="20 reference frames into each window of 16: 36 frames"):
         apply_motion_module(small.model, small.motion, OWN, context_options=ContextOptions(anchors=Anchors("first", 20, share="latents")))
+
+
+def test_draft_with_views_is_the_draft_of_the_window(small):
+    """With views the full run's image layers see every frame; a draft evaluates its window alone, as without views."""
+    x = noise(40, 16)
+    draft = replace(STATIC, draft_start=20)
+    plain = sample(apply_motion_module(small.model, small.motion, OWN, context_options=draft), small.conds, x, steps=1, cfg=1.0)
+    views = sample(apply_motion_module(small.model, small.motion, OWN, context_options=replace(draft, views=True)), small.conds, x,
+                   steps=1, cfg=1.0)
+    assert torch.equal(views[20:36], plain[20:36])
