@@ -195,6 +195,9 @@ class ReferenceAttention:
     def __init__(self, step: AnchorStep, window: list[int], writes: dict[int, int], reads: list[int], strength: float):
         self.step, self.length, self.writes, self.reads, self.strength = step, len(window), writes, reads, strength
 
+    def __deepcopy__(self, memo):  # copies of the model options must write to and read from the one store of the step
+        return self
+
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, extra_options: dict) -> torch.Tensor:
         heads, precision = extra_options[OptionKeys.N_HEADS], extra_options.get(OptionKeys.ATTN_PRECISION)
         block = (*extra_options.get(OptionKeys.BLOCK, ("?", 0)), extra_options.get(OptionKeys.BLOCK_INDEX, 0))
