@@ -38,6 +38,13 @@ class OptionKeys:
     SAMPLE_SIGMAS = "sample_sigmas"  # ComfyUI: the sampler's whole schedule
     AD_PARAMS = "ad_params"  # ours, in AnimateDiff-Evolved's form: the frames of this call (sampling.windows.params)
     CONTEXT_WINDOW = "context_window"  # ours, in core ComfyUI's form: IndexListContextWindow of this call
+    UUIDS = "uuids"  # ComfyUI: the cond (its uuid) of each slice of the call's batch (sampling.windows.anchors)
+    PATCHES_REPLACE = "patches_replace"  # ComfyUI: replace patches, by kind ("attn1") and block (sampling.windows.anchors)
+    # Inside an attention patch's extra_options (ComfyUI's BasicTransformerBlock sets them; sampling.windows.anchors):
+    BLOCK = "block"  # ("input" | "middle" | "output", number) of the UNet block
+    BLOCK_INDEX = "block_index"  # the transformer block within it
+    N_HEADS = "n_heads"
+    ATTN_PRECISION = "attn_precision"
 
 
 class WrapperKeys:
@@ -93,7 +100,9 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy.ldm.modules.diffusionmodules.openaimodel.ResBlock", (), "motion_module.injection (in_layers/out_layers norms)"),
     T("comfy.ldm.modules.diffusionmodules.openaimodel.Upsample", (), "motion_module.injection"),
     T("comfy.ldm.modules.attention.SpatialTransformer", (), "motion_module.injection"),
-    T("comfy.ldm.modules.attention.optimized_attention", ("q", "k", "v", "heads"), "motion_module.attention"),
+    T("comfy.ldm.modules.attention.optimized_attention", ("q", "k", "v", "heads"), "motion_module.attention, sampling.windows.anchors"),
+    T("comfy.model_patcher.set_model_options_patch_replace", ("model_options", "patch", "name", "block_name", "number"),
+      "sampling.windows.anchors (attn1 replace patches on one window call's model options)"),
     T("comfy.ops.manual_cast.Linear", (), "motion_module (casting layers)"),
     T("comfy.ops.manual_cast.LayerNorm", (), "motion_module"),
     T("comfy.ops.manual_cast.GroupNorm", (), "motion_module"),
@@ -116,7 +125,7 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
     T("comfy.model_sampling.ModelSamplingDiscrete.timestep", ("sigma",), "sparsectrl.control"),
     T("comfy.model_sampling.EPS.noise_scaling", ("sigma", "noise", "latent_image", "max_denoise"), "sampling.noise.freeinit, training"),
     T("comfy.model_sampling.ModelSamplingDiscrete.__init__", ("model_config",), "sampling.noise.betas"),
-    T("comfy.model_sampling.ModelSamplingDiscrete.percent_to_sigma", ("percent",), "animate.model, animate.animatelcm_i2v"),
+    T("comfy.model_sampling.ModelSamplingDiscrete.percent_to_sigma", ("percent",), "animate.model, animate.animatelcm_i2v, sampling.windows.anchors"),
     T("comfy.model_sampling.EPS", (), "sampling.noise.betas, training.trainer (prediction type)"),
     T("comfy.model_sampling.V_PREDICTION", (), "training (loss target)"),
     T("comfy_extras.nodes_model_advanced.LCM", (), "sampling.noise.betas (AnimateLCM)"),
@@ -190,7 +199,7 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
 
 # transformer_options keys the pack reads inside a UNet call (DIFFUSION_MODEL wrapper) or its model_options
 # (CALC_COND_BATCH wrapper); the contract test samples a real model and checks each is set.
-TRANSFORMER_OPTIONS = (OptionKeys.SIGMAS, OptionKeys.COND_OR_UNCOND, OptionKeys.SAMPLE_SIGMAS)
+TRANSFORMER_OPTIONS = (OptionKeys.SIGMAS, OptionKeys.COND_OR_UNCOND, OptionKeys.SAMPLE_SIGMAS, OptionKeys.UUIDS)
 # transformer_options keys the pack sets for other packs' patches (sampling.windows.params), and reads back.
 SET_TRANSFORMER_OPTIONS = (OptionKeys.AD_PARAMS, OptionKeys.CONTEXT_WINDOW)
 

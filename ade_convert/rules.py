@@ -427,3 +427,89 @@ def combine(ctx, v):
     b.add("SaveAnimatedWEBP", images=v["images"], filename_prefix=v["filename_prefix"], fps=float(_number(v["frame_rate"], 8)),
           lossless=False, quality=80, method="default")
     return b.done({0: None})
+
+
+# --- context extras: ContextRef and NaiveReuse become AnimDiffContextAnchors / AnimDiffNaiveReuse -------------------
+
+KEYFRAMES_DIFFER = "keyframes over steps ({}) not applied: AnimDiff's anchors and NaiveReuse hold over start_percent to end_percent"
+
+
+def contextref_mode(mode: str):
+    """A rule for ADE's ContextRef mode nodes: the mode as a value the ContextRef node takes."""
+    def rule(ctx, v):
+        return Builder(ctx).done({0: Virtual("CONTEXTREF_MODE", {"mode": mode, **v})})
+    return rule
+
+
+def contextref_tune(ctx, v):
+    b = Builder(ctx)
+    b.ignored(v, {"attn_style_fidelity": 1.0, "attn_ref_weight": 1.0}, "AnimDiff's reference attention has one strength: attn_strength")
+    b.ignored(v, {"adain_style_fidelity": 0.0, "adain_ref_weight": 0.0, "adain_strength": 0.0}, "AdaIN sharing has no AnimDiff equivalent")
+    return b.done({0: Virtual("CONTEXTREF_TUNE", {"strength": v["attn_strength"], "differs": b.differs})})
+
+
+def extras_base(b: Builder, v: dict, kf_input: str) -> dict:
+    """The extras chained before this one (``prev_extras``), with the notes shared by both extras."""
+    prev = dict(b.virtual(v.get("prev_extras"), "CONTEXT_EXTRAS", "prev_extras") or {})
+    for note in prev.get("differs", []):
+        b.note(note)
+    if v.get(kf_input) is not None:
+        b.note(KEYFRAMES_DIFFER.format(kf_input))
+    return prev
+
+
+def multival_strength(b: Builder, v: dict) -> float:
+    """``strength_multival``'s float (1 without); a mask is noted, not applied."""
+    value = b.virtual(v.get("strength_multival"), "MULTIVAL", "strength_multival")
+    if value is None:
+        return 1.0
+    if value["mask"] is not None:
+        b.note("strength_multival's mask not applied: AnimDiff's anchor strength is one number")
+    return _number(value["float"], 1.0)
+
+
+def context_ref(ctx, v):
+    b = Builder(ctx)
+    prev = extras_base(b, v, "contextref_kf")
+    mode = b.virtual(v.get("contextref_mode"), "CONTEXTREF_MODE", "contextref_mode") or {"mode": "first"}
+    tune = b.virtual(v.get("contextref_tune"), "CONTEXTREF_TUNE", "contextref_tune") or {"strength": 1.0, "differs": []}
+    for note in tune["differs"]:
+        b.note(note)
+    anchors = {"share": "attention", "mode": mode["mode"], "frames": None, "indexes": "0",
+               "strength": max(0.0, min(1.0, tune["strength"] * multival_strength(b, v))),
+               "start_percent": v.get("start_percent", 0.0), "end_percent": v.get("end_percent", 0.25)}
+    if mode["mode"] == "sliding":
+        b.note("ContextRef sliding reads an earlier whole window, rewritten every sliding_width - 1 windows; AnimDiff's sliding "
+               "anchors read the frames just before each window (frames = sliding_width - 1)")
+        anchors["frames"] = max(1, min(16, _number(mode.get("sliding_width"), 2) - 1))
+    elif mode["mode"] == "indexes":
+        b.note("ContextRef indexes switches the reference to the windows holding those frames; AnimDiff's indexes anchors "
+               "share those frames themselves with every window")
+        listed = [p.strip() for p in str(_number(mode.get("switch_on_idxs"), "")).split(",") if p.strip()]
+        anchors["indexes"] = ", ".join(dict.fromkeys((["0"] if mode.get("always_include_0", True) else []) + listed)) or "0"
+    return b.done({0: Virtual("CONTEXT_EXTRAS", {**prev, "anchors": anchors, "differs": b.differs})})
+
+
+def naive_reuse(ctx, v):
+    b = Builder(ctx)
+    prev = extras_base(b, v, "naivereuse_kf")
+    reuse = {"weighted_mean": max(0.0, min(1.0, v.get("weighted_mean", 0.95) * multival_strength(b, v))),
+             "start_percent": v.get("start_percent", 0.0), "end_percent": v.get("end_percent", 0.15)}
+    return b.done({0: Virtual("CONTEXT_EXTRAS", {**prev, "reuse": reuse, "differs": b.differs})})
+
+
+def set_context_extras(ctx, v):
+    """ADE's Set Context Extras: the extras become our nodes after the context options."""
+    b = Builder(ctx)
+    out = v["context_opts"]
+    extras = b.virtual(v.get("context_extras"), "CONTEXT_EXTRAS", "context_extras") or {}
+    for note in extras.get("differs", []):
+        b.note(note)
+    if extras.get("anchors"):
+        anchors = dict(extras["anchors"])
+        if anchors["frames"] is None:  # ContextRef first: the whole first window
+            anchors["frames"] = max(1, min(16, context_size(ctx, v["context_opts"])[0]))
+        out = b.add("AnimDiffContextAnchors", context_options=out, **anchors)
+    if extras.get("reuse"):
+        out = b.add("AnimDiffNaiveReuse", context_options=out, **extras["reuse"])
+    return b.done({0: out})

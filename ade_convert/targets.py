@@ -52,6 +52,12 @@ TARGETS: dict[str, Target] = {
         W("schedule", "COMBO"), W("fuse_method", "COMBO"), W("views", "BOOLEAN", True), W("windows_per_call", "INT", True),
     ), (("CONTEXT_OPTIONS", "CONTEXT_OPTIONS"),)),
     "AnimDiffApplyContextOptions": Target((S("model", "MODEL"), S("context_options", "CONTEXT_OPTIONS")), (("MODEL", "MODEL"),)),
+    "AnimDiffContextAnchors": Target((
+        S("context_options", "CONTEXT_OPTIONS"), W("share", "COMBO"), W("mode", "COMBO"), W("frames", "INT"), W("indexes", "STRING"),
+        W("strength", "FLOAT"), W("start_percent", "FLOAT"), W("end_percent", "FLOAT"),
+    ), (("CONTEXT_OPTIONS", "CONTEXT_OPTIONS"),)),
+    "AnimDiffNaiveReuse": Target((S("context_options", "CONTEXT_OPTIONS"), W("weighted_mean", "FLOAT"), W("start_percent", "FLOAT"),
+                                  W("end_percent", "FLOAT")), (("CONTEXT_OPTIONS", "CONTEXT_OPTIONS"),)),
     "AnimDiffMotionLoRA": Target((S("motion_module", "MOTION_MODULE"), W("lora_name", "COMBO"), W("strength", "FLOAT")),
                                  (("MOTION_MODULE", "MOTION_MODULE"),)),
     "AnimDiffMotionKeyframe": Target((W("start_percent", "FLOAT"), W("scale_multiplier", "FLOAT"),

@@ -129,6 +129,12 @@ def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion_module: 
         raise OptionsError(f"context_length {context_options.context_length} is longer than {motion_module.describe()} allows; "
                            f"use at most {motion_module.config.max_frames}")
 
+    if context_options and context_options.anchors and context_options.anchors.retained():
+        held = context_options.context_length + context_options.anchors.retained()
+        if held > motion_module.config.max_frames:
+            raise OptionsError(f"anchors sharing latents put {context_options.anchors.retained()} reference frames into each window of "
+                               f"{context_options.context_length}: {held} frames, more than {motion_module.describe()} allows "
+                               f"({motion_module.config.max_frames}); use fewer frames/indexes on AnimDiffContextAnchors, or share attention")
     schedule = betas.schedule_for(beta_schedule, motion_module.config.version)
     sampling = betas.model_sampling_for(schedule, model.get_model_object("model_sampling"))
     ms = sampling or model.get_model_object("model_sampling")
@@ -142,6 +148,6 @@ def apply_motion_module(model: comfy.model_patcher.ModelPatcher, motion_module: 
     animated.add_callback_with_key(comfy.patcher_extension.CallbacksMP.ON_PRE_RUN, WrapperKeys.MOTION_MODULE, wrapper.pre_run)
     animated.set_additional_models(WrapperKeys.MOTION_MODULE, [motion_module.patcher])
     use_cond_frame_check(animated)
-    if context_options and not views:
+    if context_options and (not views or context_options.draft_start >= 0):  # a draft evaluates its one window
         use_context_windows(animated, context_options)
     return animated

@@ -101,6 +101,25 @@ def with_node(graph: dict, node_id: str, class_type: str, inputs: dict, rewire: 
     return graph
 
 
+def context_extras(mode: dict, tune: str = "ADE_ContextExtras_ContextRef_TuneAttn") -> dict:
+    """Static context options -> NaiveReuse -> ContextRef (a mode, a tune) -> Set Context Extras -> the Gen1 loader."""
+    graph = context("ADE_StandardStaticContextOptions", context_overlap=1, fuse_method="pyramid")
+    graph["ade"]["inputs"]["context_options"] = ["set", 0]
+    tunes = {"attn_style_fidelity": 1.0, "attn_ref_weight": 1.0, "attn_strength": 0.8}
+    if tune.endswith("Adain"):
+        tunes.update(adain_style_fidelity=0.0, adain_ref_weight=0.0, adain_strength=0.0)
+    return graph | {
+        "reuse": {"class_type": "ADE_ContextExtras_NaiveReuse", "inputs": {"start_percent": 0.0, "end_percent": 0.15, "weighted_mean": 0.9}},
+        "mode": mode, "tune": {"class_type": tune, "inputs": tunes},
+        "ref": {"class_type": "ADE_ContextExtras_ContextRef", "inputs": {
+            "prev_extras": ["reuse", 0], "contextref_mode": ["mode", 0], "contextref_tune": ["tune", 0], "start_percent": 0.0,
+            "end_percent": 0.5}},
+        "set": {"class_type": "ADE_ContextExtras_Set", "inputs": {"context_opts": ["ctx", 0], "context_extras": ["ref", 0]}},
+    }
+
+
+FIRST_MODE = {"class_type": "ADE_ContextExtras_ContextRef_ModeFirst", "inputs": {}}
+
 CASES = {
     "ADE_AnimateDiffLoaderGen1": lambda: gen1(),
     "ADE_AnimateDiffLoRALoader": lambda: gen1({"motion_lora": ["lora2", 0]},
@@ -154,6 +173,16 @@ CASES = {
         "ckpt_name": CHECKPOINT, "beta_schedule": "use existing"}, {}),
     "AnimateDiffLoaderV1": lambda: v1(False),
     "ADE_AnimateDiffLoaderV1Advanced": lambda: v1(True),
+    "ADE_ContextExtras_Set": lambda: context_extras(FIRST_MODE),
+    "ADE_ContextExtras_ContextRef": lambda: context_extras(FIRST_MODE),
+    "ADE_ContextExtras_NaiveReuse": lambda: context_extras(FIRST_MODE),
+    "ADE_ContextExtras_ContextRef_ModeFirst": lambda: context_extras(FIRST_MODE),
+    "ADE_ContextExtras_ContextRef_ModeSliding": lambda: context_extras(
+        {"class_type": "ADE_ContextExtras_ContextRef_ModeSliding", "inputs": {"sliding_width": 3}}),
+    "ADE_ContextExtras_ContextRef_ModeIndexes": lambda: context_extras(
+        {"class_type": "ADE_ContextExtras_ContextRef_ModeIndexes", "inputs": {"switch_on_idxs": "5", "always_include_0": True}}),
+    "ADE_ContextExtras_ContextRef_TuneAttn": lambda: context_extras(FIRST_MODE),
+    "ADE_ContextExtras_ContextRef_TuneAttnAdain": lambda: context_extras(FIRST_MODE, "ADE_ContextExtras_ContextRef_TuneAttnAdain"),
     "ADE_AnimateDiffCombine": lambda: {k: v for k, v in gen1().items() if k != "save"} | {"save": {
         "class_type": "ADE_AnimateDiffCombine", "inputs": {"images": ["decode", 0], "frame_rate": 8, "loop_count": 0,
                                                           "filename_prefix": "ade_combine", "format": "image/webp", "pingpong": False,

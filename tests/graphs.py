@@ -212,6 +212,10 @@ def on_test_models(prompt: dict, video_file: str) -> dict:
             inputs.update(width=32, height=32, batch_size=min(inputs["batch_size"], LONGEST_TEST_VIDEO))
         elif kind == "KSampler":
             inputs["steps"] = 1
+        elif kind == "AnimDiffDraftWindow":  # a draft window inside the shortened latent batch
+            inputs["start"] = min(inputs["start"], LONGEST_TEST_VIDEO - 16)
+        elif kind == "LatentFromBatch":  # the same frames cut out
+            inputs["batch_index"] = min(inputs["batch_index"], LONGEST_TEST_VIDEO - inputs["length"])
         elif kind == "AnimDiffPromptSchedule":  # as long as the shortened latent batch, keyframes moved along
             inputs.update(text=shorten_schedule(inputs["text"], inputs["frames"]), frames=min(inputs["frames"], LONGEST_TEST_VIDEO))
         elif kind == "AnimDiffTrainMotionLoRA":

@@ -32,6 +32,8 @@ from tqdm import tqdm
 from ...errors import OptionsError
 from ...touchpoints import OptionKeys, WrapperKeys
 from ..prompts.cond_frames import use_cond_frame_check, video_rows
+from .anchors import AnchorStep, in_range
+from .draft import draft_window, outside_window
 from .params import with_window
 from .plan import ContextOptions, context_windows, fuse_weights
 from .self_slicing import WithChain, places_by_frame, slices_itself
@@ -170,24 +172,55 @@ class WindowedEvaluation:
     def __call__(self, executor, model, conds, x_in, timestep, model_options, **kwargs):
         refuse_core_windows(model_options)
         frames, length = x_in.shape[0], self.options.context_length
+        drafting = self.options.draft_start >= 0
+        if drafting:
+            draft_window(frames, self.options.draft_start, length)  # refuses a window past the end
+        if self.options.anchors is not None:
+            self.options.anchors.check_video(frames)  # refuses indexes outside the video
         if frames <= length:
             return executor(model, conds, x_in, timestep, with_window(model_options, range(frames), frames, length), **kwargs)
-        windows = context_windows(frames, self.options, current_step(timestep, model_options.get("transformer_options", {}).get(OptionKeys.SAMPLE_SIGMAS)))
+        windows = self.windows(frames, current_step(timestep, model_options.get("transformer_options", {}).get(OptionKeys.SAMPLE_SIGMAS)))
         weights = fuse_weights(windows, frames, self.options.fuse_method)
-        out = [torch.zeros_like(x_in) for _ in conds]  # a None cond stays zeros, as in ComfyUI
-        groups = calls(windows, self.per_call(model, conds, x_in, len(windows)), distinct=any_control(conds, places_by_frame))
+        sigma = float(timestep.max())
+        anchors = self.options.anchors
+        step = AnchorStep(anchors, windows, frames) if anchors and in_range(anchors.start_percent, anchors.end_percent, model, sigma) else None
+        reuse = self.options.naive_reuse
+        reuse = reuse if reuse and not drafting and in_range(reuse.start_percent, reuse.end_percent, model, sigma) else None
+        out = [outside_window(x_in, windows[0]) if drafting else torch.zeros_like(x_in) for _ in conds]  # a None cond: zeros, as ComfyUI
+        if step is not None:  # anchors: one window per call, reference windows first
+            groups = [[n] for n in step.order(windows)]
+        else:
+            groups = calls(windows, self.per_call(model, conds, x_in, len(windows)), distinct=any_control(conds, places_by_frame))
+        first = None  # the first window's prediction per cond (NaiveReuse)
         for numbers in tqdm(groups, desc="context window calls", leave=False, disable=len(groups) < 2):
-            window = [frame for n in numbers for frame in windows[n]]  # k L frames: the windows one after the other
+            retained = step.retained(numbers[0]) if step is not None else []  # reference latents before the window's frames
+            window = retained + [frame for n in numbers for frame in windows[n]]  # k L frames: the windows one after the other
             index = torch.tensor(window, device=x_in.device)
             sliced = {}  # control -> its copy for these frames, shared by the conds
             sub_conds = [None if c is None else [slice_cond(item, index, frames, sliced) for item in c] for c in conds]
             sub_t = take(timestep, index) if per_frame(timestep, frames) else timestep
             options = with_window(model_options, window, frames, length, len(numbers))
+            if step is not None:
+                options = step.model_options(options, model, numbers[0], window)
             results = executor(model, sub_conds, x_in[index], sub_t, options, **kwargs)
-            w = torch.cat([weights[n] for n in numbers]).to(x_in).view(-1, *([1] * (x_in.ndim - 1)))
+            w = torch.cat([torch.zeros(len(retained)), *(weights[n] for n in numbers)]).to(x_in).view(-1, *([1] * (x_in.ndim - 1)))
             for acc, result in zip(out, results, strict=True):
                 acc.index_add_(0, index, result * w)
+            if step is not None:
+                step.done(numbers[0])
+            if reuse is not None and 0 in numbers:
+                at = len(retained) + sum(len(windows[n]) for n in numbers[:numbers.index(0)])
+                first = [result[at:at + len(windows[0])] for result in results]
+        if reuse is not None:
+            out = [reuse.apply(acc, head, windows[0]) for acc, head in zip(out, first, strict=True)]
         return out
+
+    def windows(self, frames: int, step: int) -> list[list[int]]:
+        """The windows of a video of ``frames`` frames at sampling step ``step``: the plan's (:mod:`.plan`), or the
+        draft's one window (:mod:`.draft`)."""
+        if self.options.draft_start >= 0:
+            return [draft_window(frames, self.options.draft_start, self.options.context_length)]
+        return context_windows(frames, self.options, step)
 
     def per_call(self, model, conds: list, x_in: torch.Tensor, most: int) -> int:
         """Windows per model call: as many as fit in free memory by ComfyUI's rule, at most ``options.windows_per_call``
@@ -212,7 +245,8 @@ class WindowedMemoryEstimate:
 
     def __call__(self, executor, model, noise_shape, conds, *args, **kwargs):
         refuse_core_windows(kwargs.get("model_options", args[0] if args else None))
-        noise_shape = [min(noise_shape[0], self.options.context_length), *noise_shape[1:]]
+        retained = self.options.anchors.retained() if self.options.anchors else 0  # reference latents in each call
+        noise_shape = [min(noise_shape[0], self.options.context_length + retained), *noise_shape[1:]]
         return executor(model, noise_shape, conds, *args, **kwargs)
 
 

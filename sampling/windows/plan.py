@@ -34,10 +34,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from ...errors import OptionsError, require_finite
+
+if TYPE_CHECKING:  # the context extras' options (sampling.windows.anchors, which imports ComfyUI)
+    from .anchors import Anchors, NaiveReuse
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,10 @@ class ContextOptions:
     fuse_method: str = "pyramid"
     views: bool = False  # window only the motion modules' temporal attention (image layers see every frame)
     windows_per_call: int = 0  # most windows evaluated in one model call; 0: as many as ComfyUI's memory rule allows
+    # context extras (sampling.windows.anchors, sampling.windows.draft)
+    anchors: Anchors | None = None  # reference frames every window shares
+    naive_reuse: NaiveReuse | None = None  # the first window's prediction mixed into every window's in early steps
+    draft_start: int = -1  # >= 0: sample only the window of frames [draft_start, draft_start + context_length)
 
     def __post_init__(self):
         require_finite(**vars(self))
@@ -63,6 +71,11 @@ class ContextOptions:
             raise OptionsError(f"unknown schedule {self.schedule!r}; choose one of {list(SCHEDULES)}")
         if self.windows_per_call < 0:
             raise OptionsError(f"windows_per_call must be at least 0 (0: as many as fit in memory), got {self.windows_per_call}")
+        if self.draft_start < -1:
+            raise OptionsError(f"start (the draft window's first frame) must be at least 0, got {self.draft_start}")
+        if self.views and (self.anchors is not None or self.naive_reuse is not None):
+            raise OptionsError("anchors and NaiveReuse work on windows of the whole model, and views window only the motion modules: "
+                               "turn views off on AnimDiffContextOptions, or remove AnimDiffContextAnchors/AnimDiffNaiveReuse")
         if self.fuse_method not in FUSE_METHODS:
             raise OptionsError(f"unknown fuse_method {self.fuse_method!r}; choose one of {list(FUSE_METHODS)}")
 
