@@ -63,6 +63,7 @@ TARGETS: dict[str, Target] = {
                              W("mix_weight", "FLOAT"), W("seed_offset", "INT")), (("MODEL", "MODEL"),)),
     "AnimDiffFreeInit": Target((S("model", "MODEL"), W("iterations", "INT"), W("filter", "COMBO"), W("order", "INT"),
                                 W("spatial_stop", "FLOAT"), W("temporal_stop", "FLOAT"), W("noise", "COMBO")), (("MODEL", "MODEL"),)),
+    "AnimDiffLoadSparseCtrl": Target((W("sparsectrl_name", "COMBO"), W("frame_indices", "STRING")), (("CONTROL_NET", "CONTROL_NET"),)),
     "CheckpointLoaderSimple": Target((W("ckpt_name", "COMBO"),), (("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")), pack=False),
     "EmptyLatentImage": Target((W("width", "INT"), W("height", "INT"), W("batch_size", "INT")), (("LATENT", "LATENT"),), pack=False),
     "SaveAnimatedWEBP": Target((S("images", "IMAGE"), W("filename_prefix", "STRING"), W("fps", "FLOAT"), W("lossless", "BOOLEAN"),
