@@ -33,7 +33,7 @@ from pack_graphs import (
 )
 from pack_import import PACK_DIR, load_package
 from servers import comfy_test_server
-from weights import SPARSECTRL
+from weights import CLIP_VISION, SPARSECTRL, clip_vision_path
 from workflow_ui import OTHER_PACKS, inputs_of, is_widget, pack_properties, ui_to_api
 
 load_package("ade_convert", PACK_DIR / "ade_convert")
@@ -72,7 +72,7 @@ def write_ipadapter(path: Path, seed: int = 11) -> None:
 def packs_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("packs")
     nodes = linked_custom_nodes(tmp / "other_packs", checkouts())
-    with comfy_test_server(tmp, nodes, ("ipadapter",)) as running:
+    with comfy_test_server(tmp, nodes, ("ipadapter", "clip_vision")) as running:
         write_ipadapter(running.scratch / "ipadapter" / IPADAPTER)
         torch.save(torch.randn(FRAMES, 1024, generator=torch.Generator().manual_seed(5)), running.input_dir / EMBEDS)
         torch.save(torch.randn(24, 1024, generator=torch.Generator().manual_seed(6)), running.input_dir / VIDEO_EMBEDS)
@@ -165,6 +165,16 @@ def test_ipadapter_batch_embeds_masks_and_weights_in_windows(packs_server):
     out = latents(packs_server, ipadapter_graph(plain=True))
     assert_windows_equal_whole(out)
     assert len(frames_off(out["whole"], out["plain"])) == FRAMES  # the embeds steer every frame
+
+
+@pytest.mark.slow  # the CLIP-vision encoding of 16 frames by a full-size ViT-H, then several samplings of 16 frames
+def test_ipadapter_batch_images_through_clip_vision_in_windows(packs_server):
+    """IPAdapterBatch: the frames encoded by a full-size random CLIP ViT-H (ComfyUI's loader's layout), one embed per
+    frame, with the per-frame mask and weights; windows batched and one by one equal no windows."""
+    (packs_server.scratch / "clip_vision" / CLIP_VISION).symlink_to(clip_vision_path())
+    out = latents(packs_server, ipadapter_graph(plain=True, clip_vision=CLIP_VISION))
+    assert_windows_equal_whole(out)
+    assert len(frames_off(out["whole"], out["plain"])) == FRAMES  # the images steer every frame
 
 
 def acn_sparsectrl_prompt() -> dict:
