@@ -9,8 +9,9 @@ from others. The work is ``ade_convert``'s.
 from __future__ import annotations
 
 from .ade_convert import TABLE, ConvertError, convert
+from .ade_convert.table import NEEDS_ADE
 
-CONVERT, NODES = "/animdiff/ade/convert", "/animdiff/ade/nodes"
+CONVERT, NODES, NEEDS = "/animdiff/ade/convert", "/animdiff/ade/nodes", "/animdiff/ade/needs-ade"
 
 
 async def convert_workflow(request):
@@ -35,6 +36,12 @@ async def ade_nodes(request):
     return web.json_response(sorted(TABLE))
 
 
+async def needs_ade_nodes(request):
+    from aiohttp import web
+
+    return web.json_response(sorted(NEEDS_ADE))
+
+
 def register() -> bool:
     """Add the routes to the running server (none when the pack is imported without one, as in tests)."""
     try:
@@ -46,4 +53,5 @@ def register() -> bool:
         return False
     instance.routes.post(CONVERT)(convert_workflow)
     instance.routes.get(NODES)(ade_nodes)
+    instance.routes.get(NEEDS)(needs_ade_nodes)
     return True

@@ -17,7 +17,7 @@ from .errors import ConvertError
 from .report import Report
 
 # Types whose values are the same objects in ADE and in ComfyUI: a staying node can take ours in their place.
-CORE_TYPES = frozenset({"MODEL", "CLIP", "VAE", "LATENT", "CONDITIONING", "IMAGE", "MASK", "INT", "FLOAT", "STRING"})
+CORE_TYPES = frozenset({"MODEL", "CLIP", "VAE", "LATENT", "CONDITIONING", "IMAGE", "MASK", "INT", "FLOAT", "STRING", "CONTROL_NET"})
 PASS_THROUGH = frozenset({"Reroute"})  # frontend-only nodes that forward their one input
 ADE_PREFIXES = ("ADE_",)
 

@@ -168,6 +168,20 @@ def apply_animatelcm_i2v_model(ctx, v):
 
 # --- nodes that become ours ------------------------------------------------------------------------------------
 
+def acn_sparsectrl_loader(ctx, v):
+    """Advanced-ControlNet's SparseCtrl loader, which needs ADE, as ours; the apply node it feeds takes ours as it is."""
+    b = Builder(ctx)
+    if v.get("sparse_method") is not None:
+        b.note("sparse_method (an Advanced-ControlNet SparseCtrl method node) is not read: give each keyframe's frame in frame_indices")
+    b.note("empty frame_indices spread the keyframes evenly, rounded; ACN's default spread (uniform) truncates, so a keyframe "
+           "may sit one frame earlier there: give frame_indices to pin them")
+    b.ignored(v, {"use_motion": True, "motion_strength": 1.0, "motion_scale": 1.0, "context_aware": "nearest_hint", "sparse_hint_mult": 1.0,
+                  "sparse_nonhint_mult": 1.0, "sparse_mask_mult": 1.0}, "no AnimDiff equivalent")
+    b.ignored(v, {"tk_optional": None}, "connect timestep keyframes to Advanced-ControlNet's apply node instead")
+    b.add("AnimDiffLoadSparseCtrl", sparsectrl_name=v["sparsectrl_name"], frame_indices="")
+    return b.done({0: Local(0, 0)})
+
+
 def load_motion_model(ctx, v):
     b = Builder(ctx)
     if v.get("ad_settings") is not None:

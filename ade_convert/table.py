@@ -1,5 +1,6 @@
 """The mapping table: one entry per node id of AnimateDiff-Evolved's ``NODE_CLASS_MAPPINGS`` (d8d163c, deprecated
-nodes included).
+nodes included), and one per node of another pack that works only beside ADE (``NEEDS_ADE``: Advanced-ControlNet's
+SparseCtrl loaders build their motion layers through ADE and fail without it).
 
 A supported entry declares the ADE node's inputs in ADE's order (widgets as the UI format stores them, with ADE's
 defaults for values a file leaves out) and the rule (``rules``) that rewrites it into ours; an unsupported one says
@@ -62,7 +63,19 @@ CFG = "per-frame and keyframed CFG wait for issue #27"
 HOOKS = "ADE's deprecated LoRA hooks and masked conditioning: ComfyUI's own hooks nodes (Create Hook LoRA, Cond Set Props) do this now"
 SIGMA = "sigma schedules have no AnimDiff equivalent (choose beta_schedule on AnimDiffApplyMotionModule)"
 
+ACN_SPARSE = "Advanced-ControlNet's SparseCtrl loaders need AnimateDiff-Evolved (they fail without it)"
+NEEDS_ADE: dict[str, Entry] = {
+    "ACN_SparseCtrlLoaderAdvanced": Entry((
+        AdeInput("sparsectrl_name"), AdeInput("use_motion", True), AdeInput("motion_strength", 1.0), AdeInput("motion_scale", 1.0),
+        S("sparse_method"), S("tk_optional"), AdeInput("context_aware", "nearest_hint"), AdeInput("sparse_hint_mult", 1.0),
+        AdeInput("sparse_nonhint_mult", 1.0), AdeInput("sparse_mask_mult", 1.0)), ("CONTROL_NET",), rules.acn_sparsectrl_loader,
+        "AnimDiffLoadSparseCtrl (into the same apply node, stock or ACN's)"),
+    "ACN_SparseCtrlMergedLoaderAdvanced": unsupported(
+        ACN_SPARSE + "; AnimDiff merges no SparseCtrl into a ControlNet: load the SparseCtrl file with AnimDiffLoadSparseCtrl"),
+}
+
 TABLE: dict[str, Entry] = {
+    **NEEDS_ADE,
     # --- converted ---------------------------------------------------------------------------------------------
     "ADE_AnimateDiffLoRALoader": Entry((AdeInput("name"), AdeInput("strength", 1.0), S("prev_motion_lora")), ("MOTION_LORA",),
                                        rules.motion_lora, "AnimDiffMotionLoRA (one per LoRA, between load and apply)"),

@@ -75,6 +75,7 @@ TARGETS: dict[str, Target] = {
     "AnimDiffApplyAnimateLCMI2V": Target((
         S("model", "MODEL"), S("ref_latent", "LATENT"), W("ref_drift", "FLOAT"), W("strength", "FLOAT"), W("start_percent", "FLOAT"),
         W("end_percent", "FLOAT")), (("MODEL", "MODEL"),)),
+    "AnimDiffLoadSparseCtrl": Target((W("sparsectrl_name", "COMBO"), W("frame_indices", "STRING")), (("CONTROL_NET", "CONTROL_NET"),)),
     "CheckpointLoaderSimple": Target((W("ckpt_name", "COMBO"),), (("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")), pack=False),
     "EmptyLatentImage": Target((W("width", "INT"), W("height", "INT"), W("batch_size", "INT")), (("LATENT", "LATENT"),), pack=False),
     "SaveAnimatedWEBP": Target((S("images", "IMAGE"), W("filename_prefix", "STRING"), W("fps", "FLOAT"), W("lossless", "BOOLEAN"),

@@ -2,7 +2,9 @@
 
 - an SD1.5 checkpoint (full-size UNet, CLIP-L and VAE: what ComfyUI's loader accepts as SD1.5),
 - an SDXL checkpoint (full-size UNet, CLIP-L, OpenCLIP-G and VAE in the original SGM key layout), for GPU benchmarks,
-- a full-size motion module in the v3 layout (or any version's config).
+- a full-size motion module in the v3 layout (or any version's config),
+- a full-size CLIP ViT-H/14 vision tower with its projection (IP-Adapter SD1.5's image encoder), as ComfyUI's
+  CLIPVisionLoader reads it.
 
 Built from ComfyUI's and this pack's own classes on the meta device, so the key names and
 shapes are exactly what the loaders expect; values are seeded, fan-in scaled Gaussians.
@@ -101,6 +103,32 @@ def sd15_controlnet_shapes() -> dict[str, torch.Size]:
     config = {k: v for k, v in SD15_UNET.items() if k != "out_channels"}
     with torch.device("meta"):
         return meta_shapes(ControlNet(hint_channels=3, **config, operations=comfy.ops.disable_weight_init, device="meta"), "")
+
+
+def clip_vision_h_shapes() -> dict[str, torch.Size]:
+    """CLIP ViT-H/14's vision tower and projection (Hugging Face key names: ``vision_model.*``, ``visual_projection.weight``)
+    from ComfyUI's own config, the one its loader picks for a file with ``vision_model.encoder.layers.30.*``: 32 layers of
+    width 1280, 257 tokens of 14x14 patches at 224x224, 1024-d image embeds; 632 M parameters."""
+    import json
+
+    import comfy.clip_model
+    import comfy.clip_vision
+    import comfy.ops
+
+    config = json.loads((Path(comfy.clip_vision.__file__).parent / "clip_vision_config_h.json").read_text())
+    with torch.device("meta"):
+        model = comfy.clip_model.CLIPVisionModelProjection(config, torch.float16, "meta", comfy.ops.disable_weight_init)
+    return meta_shapes(model, "")
+
+
+def write_clip_vision_h(path: Path, seed: int = 9) -> Path:
+    """A full-size random CLIP ViT-H/14 vision model (1.26 GB in fp16), which ComfyUI's CLIPVisionLoader accepts."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        safetensors.torch.save_file(random_tensors(clip_vision_h_shapes(), seed), tmp)
+        tmp.rename(path)
+    return path
 
 
 def write_sd15_controlnet(path: Path, seed: int = 2) -> Path:

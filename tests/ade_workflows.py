@@ -5,7 +5,7 @@ the random test models at smoke-test size once converted.
 
 from __future__ import annotations
 
-from weights import CHECKPOINT
+from weights import CHECKPOINT, SPARSECTRL
 
 MM, LORA = "mm_v2_random.safetensors", "v2_lora_ZoomIn_random.safetensors"
 PIA, LCM_I2V = "pia_random.safetensors", "animatelcm_i2v_random.safetensors"
@@ -90,6 +90,19 @@ def v1(advanced: bool) -> dict:
     if advanced:
         inputs.update(context_length=4, context_stride=1, context_overlap=1, context_schedule="uniform", closed_loop=False)
     graph["ade"] = {"class_type": "ADE_AnimateDiffLoaderV1Advanced" if advanced else "AnimateDiffLoaderV1", "inputs": inputs}
+    return graph
+
+
+def acn_sparsectrl() -> dict:
+    """Advanced-ControlNet's SparseCtrl loader (ACN 1.5.8's inputs) into the stock apply node, under the Gen1 loader."""
+    graph = gen1()
+    graph["sc"] = {"class_type": "ACN_SparseCtrlLoaderAdvanced", "inputs": {
+        "sparsectrl_name": SPARSECTRL["scribble"], "use_motion": True, "motion_strength": 1.0, "motion_scale": 1.0}}
+    graph["keys"] = {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 32, "batch_size": 2, "color": 0xFFFFFF}}
+    graph["apply"] = {"class_type": "ControlNetApplyAdvanced", "inputs": {
+        "positive": ["pos", 0], "negative": ["neg", 0], "control_net": ["sc", 0], "image": ["keys", 0],
+        "strength": 1.0, "start_percent": 0.0, "end_percent": 1.0}}
+    graph["sampler"]["inputs"].update(positive=["apply", 0], negative=["apply", 1])
     return graph
 
 
@@ -183,6 +196,7 @@ CASES = {
         {"class_type": "ADE_ContextExtras_ContextRef_ModeIndexes", "inputs": {"switch_on_idxs": "5", "always_include_0": True}}),
     "ADE_ContextExtras_ContextRef_TuneAttn": lambda: context_extras(FIRST_MODE),
     "ADE_ContextExtras_ContextRef_TuneAttnAdain": lambda: context_extras(FIRST_MODE, "ADE_ContextExtras_ContextRef_TuneAttnAdain"),
+    "ACN_SparseCtrlLoaderAdvanced": acn_sparsectrl,
     "ADE_AnimateDiffCombine": lambda: {k: v for k, v in gen1().items() if k != "save"} | {"save": {
         "class_type": "ADE_AnimateDiffCombine", "inputs": {"images": ["decode", 0], "frame_rate": 8, "loop_count": 0,
                                                           "filename_prefix": "ade_combine", "format": "image/webp", "pingpong": False,

@@ -112,9 +112,10 @@ def keyframe_nodes() -> dict:
 
 
 def ipadapter_graph(motion_module: str | None = None, whole: bool = True, windows_per_call=WINDOWS_PER_CALL,
-                    controlnet: bool = False, plain: bool = False) -> dict:
+                    controlnet: bool = False, plain: bool = False, clip_vision: str | None = None) -> dict:
     """IPAdapter_plus with one precomputed embed per frame, a per-frame attention mask and per-frame weights
-    (``IPAdapterEmbedsBatch``); ``controlnet``: an ACN control on the video frames as well."""
+    (``IPAdapterEmbedsBatch``); ``controlnet``: an ACN control on the video frames as well; ``clip_vision``: the frames
+    themselves encoded by that CLIP-vision file instead (``IPAdapterBatch``, one image per frame)."""
     prompt, model = base(motion_module)
     weights = ", ".join(f"{0.4 + 0.6 * (i % 5) / 4:.2f}" for i in range(FRAMES))
     prompt.update({
@@ -128,6 +129,14 @@ def ipadapter_graph(motion_module: str | None = None, whole: bool = True, window
             "model": model, "ipadapter": ["ipa", 0], "pos_embed": ["embeds", 0], "neg_embed": ["neg_embeds", 0], "weight": ["weights", 0],
             "weight_type": "linear", "start_at": 0.0, "end_at": 1.0, "embeds_scaling": "V only", "attn_mask": ["masks", 0]}},
     })
+    if clip_vision:
+        for unused in ("embeds", "neg_embeds"):
+            del prompt[unused]
+        prompt["clip_vision"] = {"class_type": "CLIPVisionLoader", "inputs": {"clip_name": clip_vision}}
+        prompt["ipa_apply"] = {"class_type": "IPAdapterBatch", "inputs": {
+            "model": model, "ipadapter": ["ipa", 0], "image": ["frames", 0], "weight": ["weights", 0], "weight_type": "linear",
+            "start_at": 0.0, "end_at": 1.0, "embeds_scaling": "V only", "encode_batch_size": 0, "attn_mask": ["masks", 0],
+            "clip_vision": ["clip_vision", 0]}}
     positive, negative = ["pos", 0], ["neg", 0]
     if controlnet:
         nodes, positive, negative = chain([("acn", "acn", {"mask_optional": ["masks", 0]})])

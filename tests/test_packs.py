@@ -31,9 +31,13 @@ from pack_graphs import (
     keyframe_nodes,
     pack_workflow_on_test_models,
 )
+from pack_import import PACK_DIR, load_package
 from servers import comfy_test_server
-from weights import SPARSECTRL
-from workflow_ui import OTHER_PACKS, pack_properties, ui_to_api
+from weights import CLIP_VISION, SPARSECTRL, clip_vision_path
+from workflow_ui import OTHER_PACKS, inputs_of, is_widget, pack_properties, ui_to_api
+
+load_package("ade_convert", PACK_DIR / "ade_convert")
+from ade_convert.table import NEEDS_ADE  # noqa: E402
 
 PACKS = tuple(OTHER_PACKS)  # the checkouts ANIMDIFF_PACKS_DIR holds, by folder name
 PACKS_DIR = os.environ.get("ANIMDIFF_PACKS_DIR")
@@ -68,7 +72,7 @@ def write_ipadapter(path: Path, seed: int = 11) -> None:
 def packs_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("packs")
     nodes = linked_custom_nodes(tmp / "other_packs", checkouts())
-    with comfy_test_server(tmp, nodes, ("ipadapter",)) as running:
+    with comfy_test_server(tmp, nodes, ("ipadapter", "clip_vision")) as running:
         write_ipadapter(running.scratch / "ipadapter" / IPADAPTER)
         torch.save(torch.randn(FRAMES, 1024, generator=torch.Generator().manual_seed(5)), running.input_dir / EMBEDS)
         torch.save(torch.randn(24, 1024, generator=torch.Generator().manual_seed(6)), running.input_dir / VIDEO_EMBEDS)
@@ -163,15 +167,62 @@ def test_ipadapter_batch_embeds_masks_and_weights_in_windows(packs_server):
     assert len(frames_off(out["whole"], out["plain"])) == FRAMES  # the embeds steer every frame
 
 
-def test_acn_sparsectrl_loader_needs_animatediff_evolved(packs_server):
-    """ACN's own SparseCtrl loaders build their motion layers through AnimateDiff-Evolved and fail without it, before any
-    of our code runs (we never pretend to be ADE): AnimDiffLoadSparseCtrl is the loader to use, through the stock or ACN
-    apply node (test above)."""
+@pytest.mark.slow  # the CLIP-vision encoding of 16 frames by a full-size ViT-H, then several samplings of 16 frames
+def test_ipadapter_batch_images_through_clip_vision_in_windows(packs_server):
+    """IPAdapterBatch: the frames encoded by a full-size random CLIP ViT-H (ComfyUI's loader's layout), one embed per
+    frame, with the per-frame mask and weights; windows batched and one by one equal no windows."""
+    (packs_server.scratch / "clip_vision" / CLIP_VISION).symlink_to(clip_vision_path())
+    out = latents(packs_server, ipadapter_graph(plain=True, clip_vision=CLIP_VISION))
+    assert_windows_equal_whole(out)
+    assert len(frames_off(out["whole"], out["plain"])) == FRAMES  # the images steer every frame
+
+
+def acn_sparsectrl_prompt() -> dict:
+    """ACN's SparseCtrl loader into ACN's apply node, 3 keyframes spread over 16 frames (ACN's default spread)."""
     prompt = controlnet_graph([("acn", "sc", {})], whole=True, windows_per_call=())
     prompt["sc"] = {"class_type": "ACN_SparseCtrlLoaderAdvanced", "inputs": {
         "sparsectrl_name": SPARSECTRL["scribble"], "use_motion": True, "motion_strength": 1.0, "motion_scale": 1.0}}
+    return prompt
+
+
+def test_acn_sparsectrl_loaders_are_offered_as_ours_without_animatediff_evolved(packs_server):
+    """ACN's own SparseCtrl loaders build their motion layers through AnimateDiff-Evolved and fail without it, before any
+    of our code runs (we never pretend to be ADE; ComfyUI's on_prompt handlers cannot refuse a prompt: docs/compatibility.md).
+    Our way out, through the HTTP API on the real ACN: the pack's route names them, and the converter rewrites the loader
+    into AnimDiffLoadSparseCtrl into the same ACN apply node, with ACN's declared inputs read right."""
+    prompt = acn_sparsectrl_prompt()
     with pytest.raises(PromptError, match="AnimateDiff-Evolved nodes need to be installed"):
         packs_server.run(prompt)
+    assert packs_server.get("/animdiff/ade/needs-ade") == sorted(NEEDS_ADE)
+    info = packs_server.get("/object_info")
+    for acn_id, entry in NEEDS_ADE.items():
+        if entry.rule:  # the table reads ACN's inputs by name and (UI format) widget position: ACN's own order
+            declared = [(name, is_widget(spec)) for name, spec, _ in inputs_of(info[acn_id])]
+            assert declared == [(i.name, i.widget) for i in entry.inputs], acn_id
+    answer = packs_server.post("/animdiff/ade/convert", {"workflow": prompt, "name": "acn_sparsectrl"})
+    converted = answer["workflow"]
+    assert converted["sc"]["class_type"] == "AnimDiffLoadSparseCtrl", converted["sc"]
+    assert converted["apply0"] == prompt["apply0"]  # ACN's apply node stays, fed by ours
+    assert [item["ade_class"] for item in answer["report"]["approximated"]] == ["ACN_SparseCtrlLoaderAdvanced"]
+    merged = {"m": {"class_type": "ACN_SparseCtrlMergedLoaderAdvanced", "inputs": {}}}
+    report = packs_server.post("/animdiff/ade/convert", {"workflow": {**prompt, **merged}, "name": "merged"})["report"]
+    assert [(u["ade_class"], "AnimDiffLoadSparseCtrl" in u["reason"]) for u in report["unsupported"]] == [("ACN_SparseCtrlMergedLoaderAdvanced", True)]
+
+
+@pytest.mark.slow  # two samplings of 16 frames with SparseCtrl
+def test_converted_acn_sparsectrl_loader_runs_as_ours(packs_server):
+    """The converted prompt runs through ACN's apply node and equals AnimDiffLoadSparseCtrl at the frames ours spreads
+    the keyframes to (0, 8, 15: evenly, rounded)."""
+    prompt = acn_sparsectrl_prompt()
+    converted = packs_server.post("/animdiff/ade/convert", {"workflow": prompt, "name": "acn_sparsectrl"})["workflow"]
+    direct = {"sc_direct": {"class_type": "AnimDiffLoadSparseCtrl", "inputs": {
+                  "sparsectrl_name": SPARSECTRL["scribble"], "frame_indices": "0,8,15"}},
+              "apply_direct": {**converted["apply0"], "inputs": {**converted["apply0"]["inputs"], "control_net": ["sc_direct", 0]}},
+              "sample_direct": {**converted["sample_whole"], "inputs": {**converted["sample_whole"]["inputs"],
+                                                                       "positive": ["apply_direct", 0], "negative": ["apply_direct", 1]}},
+              "save_direct": {"class_type": "SaveLatent", "inputs": {"samples": ["sample_direct", 0], "filename_prefix": "direct"}}}
+    out = latents(packs_server, {**converted, **direct})
+    assert_all_equal(out, "direct", ["whole"])
 
 
 PACK_WORKFLOWS = sorted(p.name.removesuffix(".api.json") for p in (WORKFLOWS / "packs").glob("*.api.json"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from random_weights import write_motion_module, write_sd15_checkpoint, write_sd15_controlnet, write_sdxl_checkpoint
+from random_weights import write_clip_vision_h, write_motion_module, write_sd15_checkpoint, write_sd15_controlnet, write_sdxl_checkpoint
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / ".cache" / "test-models"
 FAST_TIER = False  # set by ``pytest --fast``: the cached full-size test models are off limits
@@ -18,6 +18,7 @@ def cached(path: Path) -> Path:
 CHECKPOINT = "sd15_random.safetensors"
 SDXL_CHECKPOINT = "sdxl_random.safetensors"  # about 7 GB: GPU benchmarks only, never written by the suite
 CONTROLNET = "controlnet_sd15_random.safetensors"
+CLIP_VISION = "clip_vision_vit_h_random.safetensors"  # IP-Adapter SD1.5's image encoder; about 1.3 GB: written when a test asks
 SPARSECTRL = {"rgb": "sparsectrl_rgb_random.safetensors", "scribble": "sparsectrl_scribble_random.safetensors"}
 MOTION_MODULES = {"mm_v3_random.safetensors": "v3", "mm_v2_random.safetensors": "v2",
                   "mm_v1_random.safetensors": "v1", "mm_sdxl_random.safetensors": "sdxl", "pia_random.safetensors": "pia"}
@@ -37,6 +38,10 @@ def motion_module_path(name: str) -> Path:
 
 def controlnet_path() -> Path:
     return write_sd15_controlnet(cached(MODELS_DIR / "controlnet" / CONTROLNET))
+
+
+def clip_vision_path() -> Path:
+    return write_clip_vision_h(cached(MODELS_DIR / "clip_vision" / CLIP_VISION))
 
 
 def write_all() -> Path:

@@ -1,11 +1,14 @@
 // AnimateDiff-Evolved workflows on AnimDiff: when a loaded workflow holds ADE nodes this server lacks, offer to
 // convert it in place (the pack's route /animdiff/ade/convert does the work: ade_convert/) and show the report.
-// Also a command, "Convert AnimateDiff-Evolved nodes to AnimDiff", in the Workflow menu.
+// Also a command, "Convert AnimateDiff-Evolved nodes to AnimDiff", in the Workflow menu. Other packs' nodes that work
+// only beside ADE (Advanced-ControlNet's SparseCtrl loaders: /animdiff/ade/needs-ade) are offered too while ADE is
+// not installed, though their own pack is: they would fail when the prompt runs.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
 const COMMAND = "AnimDiff.ConvertADE";
 let known = null;
+let needing = null;
 let loadingConverted = false;  // the converted graph may still hold unsupported ADE nodes: no second offer for it
 
 async function adeNodeIds() {
@@ -17,6 +20,13 @@ async function missingAde(types) {
   const ids = await adeNodeIds();
   const names = (types || []).map((t) => (typeof t === "string" ? t : t?.type)).filter(Boolean);
   return [...new Set(names.filter((t) => ids.has(t) || t.startsWith("ADE_")))];
+}
+
+async function needingAde() {
+  if (!needing) needing = new Set(await (await api.fetchApi("/animdiff/ade/needs-ade")).json());
+  const adeInstalled = Object.keys(window.LiteGraph?.registered_node_types ?? {}).some((t) => t.startsWith("ADE_"));
+  if (adeInstalled) return [];
+  return [...new Set((app.graph?.nodes ?? []).map((n) => n.type).filter((t) => needing.has(t)))];
 }
 
 function dialog(title, text, buttons) {
@@ -70,11 +80,16 @@ app.registerExtension({
   menuCommands: [{ path: ["Workflow"], commands: [COMMAND] }],
   async afterConfigureGraph(missingNodeTypes) {
     if (loadingConverted) return;
-    const missing = await missingAde(missingNodeTypes);
-    if (!missing.length || loadingConverted) return;
+    const needs = await needingAde();
+    const missing = (await missingAde(missingNodeTypes)).filter((t) => !needing.has(t));
+    if ((!missing.length && !needs.length) || loadingConverted) return;
+    const lines = [];
+    if (missing.length) lines.push(`These AnimateDiff-Evolved nodes are not installed:\n  ${missing.join("\n  ")}`);
+    if (needs.length) lines.push("These nodes of other packs work only with AnimateDiff-Evolved, which is not installed: " +
+      `AnimDiffLoadSparseCtrl loads SparseCtrl on AnimDiff:\n  ${needs.join("\n  ")}`);
     const choice = await dialog(
       "AnimDiff: this is an AnimateDiff-Evolved workflow",
-      `These AnimateDiff-Evolved nodes are not installed:\n  ${missing.join("\n  ")}\n\n` +
+      `${lines.join("\n\n")}\n\n` +
       "AnimDiff can convert them in place; nodes it cannot convert stay as they are and the report names them.",
       [["Convert to AnimDiff", "convert"], ["Keep as it is", "keep"]]);
     if (choice === "convert") await convertCurrent();

@@ -31,18 +31,24 @@ OUTER_SAMPLE = comfy.patcher_extension.WrappersMP.OUTER_SAMPLE
 PER_FRAME = ("cross_attn", "pooled_output")  # the per-frame parts of a conditioning entry (text embedding, SDXL pooled)
 
 
-def fits(rows: int, frames: int) -> bool:
-    """Whether a cond of ``rows`` rows conditions a ``frames``-frame video as one row per frame (see the module)."""
-    return rows == 1 or frames % rows == 0
+def rows(value) -> int | None:
+    """The number of rows (the leading dimension) of a tensor that has one; ``None`` for a 0-d tensor or no tensor."""
+    return value.shape[0] if torch.is_tensor(value) and value.ndim > 0 else None
+
+
+def fits(count: int, frames: int) -> bool:
+    """Whether a cond of ``count`` rows conditions a ``frames``-frame video as one row per frame (see the module)."""
+    return count == 1 or frames % count == 0
 
 
 def video_rows(value, frames: int) -> torch.Tensor | None:
     """A cond tensor with one row per frame of a ``frames``-frame video: as it is when it has ``frames`` rows, tiled
     as ComfyUI tiles it (``repeat_to_batch_size``) when it has more than one row and another count; ``None`` for
     anything that is no such tensor (one row, or no tensor), which every frame shares."""
-    if not (torch.is_tensor(value) and value.ndim > 0 and value.shape[0] > 1):
+    count = rows(value)
+    if count is None or count == 1:
         return None
-    return value if value.shape[0] == frames else comfy.utils.repeat_to_batch_size(value, frames)
+    return value if count == frames else comfy.utils.repeat_to_batch_size(value, frames)
 
 
 def check_cond_frames(conds: dict, frames: int) -> None:
@@ -51,12 +57,12 @@ def check_cond_frames(conds: dict, frames: int) -> None:
     for name, entries in (conds or {}).items():
         for entry in entries or ():
             for part in PER_FRAME:
-                value = entry.get(part)
-                if torch.is_tensor(value) and value.ndim > 0 and not fits(rows := value.shape[0], frames):
+                count = rows(entry.get(part))
+                if count is not None and not fits(count, frames):
                     raise FramesError(
-                        f"the {name} conditioning has {rows} frames (one embedding per frame, e.g. from AnimDiffPromptSchedule) "
+                        f"the {name} conditioning has {count} frames (one embedding per frame, e.g. from AnimDiffPromptSchedule) "
                         f"but the latent batch has {frames}: set the frames input of AnimDiffPromptSchedule (or the node that "
-                        f"made it) to {frames}, or the latent's batch_size to {rows}. A conditioning with fewer frames must "
+                        f"made it) to {frames}, or the latent's batch_size to {count}. A conditioning with fewer frames must "
                         f"divide the batch (it then repeats, as ComfyUI repeats conds); one with more would lose frames")
 
 

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from ...errors import OptionsError
 from ...touchpoints import OptionKeys, WrapperKeys
-from ..prompts.cond_frames import use_cond_frame_check, video_rows
+from ..prompts.cond_frames import rows, use_cond_frame_check, video_rows
 from .anchors import AnchorStep, in_range
 from .draft import draft_window, outside_window
 from .params import with_window
@@ -41,7 +41,7 @@ from .self_slicing import WithChain, places_by_frame, slices_itself
 
 def per_frame(value, frames: int) -> bool:
     """Whether ``value`` is a tensor with one entry per frame of the video."""
-    return torch.is_tensor(value) and value.ndim > 0 and value.shape[0] == frames
+    return rows(value) == frames
 
 
 def take(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -126,8 +126,8 @@ def slice_cond(cond: dict, index: torch.Tensor, frames: int, sliced: dict | None
     """A processed cond with its per-frame conditioning (tiled to the video first, as ComfyUI tiles it:
     :func:`..prompts.cond_frames.video_rows`), mask and ControlNet inputs cut to ``index`` (``sliced``: see :func:`slice_control`)."""
     out = dict(cond)
-    rows = {name: video_rows(getattr(c, "cond", None), frames) for name, c in cond.get("model_conds", {}).items()}
-    out["model_conds"] = {name: c if rows[name] is None else c._copy_with(take(rows[name], index))
+    tiled = {name: video_rows(getattr(c, "cond", None), frames) for name, c in cond.get("model_conds", {}).items()}
+    out["model_conds"] = {name: c if tiled[name] is None else c._copy_with(take(tiled[name], index))
                           for name, c in cond.get("model_conds", {}).items()}
     if per_frame(cond.get("mask"), frames):
         out["mask"] = take(cond["mask"], index)
