@@ -20,6 +20,7 @@ This module imports Ray: the command line imports it only with ``--ray``.
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import queue
 import shutil
@@ -60,6 +61,7 @@ from .report import Report, item_files, write_atomically
 from .workflow import Item, missing_on, node_label
 
 PR_SET_PDEATHSIG = 1
+log = logging.getLogger("animdiff.batch")  # in a worker: its stderr, which Ray forwards to the driver
 
 
 class Incomplete(Exception):
@@ -122,9 +124,9 @@ class ComfyWorker:
 
     def die(self, why: str):
         """An unexpected exit: Ray restarts the actor (a new ComfyUI) and the driver counts a loss for the item."""
-        print(f"ComfyUI {self.url} (pid {self.process.pid}): {why}; the worker exits for Ray to restart it", file=sys.stderr, flush=True)
+        log.error("ComfyUI %s (pid %s): %s; the worker exits for Ray to restart it", self.url, self.process.pid, why)  # Ray forwards it
         self.process.kill()
-        os._exit(1)
+        os.kill(os.getpid(), signal.SIGKILL)  # not an exit Ray was asked for: it restarts the actor
 
     def run(self, prompt: dict):
         """Run one prompt (a Ray streaming generator): yield ``{"type": "queued"|"running"|"progress", ...}`` events, then
