@@ -21,12 +21,13 @@ from ray.cluster_utils import Cluster  # noqa: E402
 def cluster():
     cluster = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 0, "include_dashboard": False})
     nodes = [cluster.add_node(num_cpus=1, num_gpus=1) for _ in range(2)]
+    address = cluster.address
+    port = address.rsplit(":", 1)[1]  # in the command lines of the cluster's GCS, raylets and workers
     try:
         yield cluster, nodes
     finally:
         cluster.shutdown()
-        port = cluster.address.rsplit(":", 1)[1]  # in the command lines of the cluster's GCS, raylets and workers
-        assert gone(cluster.address) == [] and gone(f"gcs_server_port={port}") == [] and gone(WORKER_MARK) == []
+        assert gone(address) == [] and gone(f"gcs_server_port={port}") == [] and gone(WORKER_MARK) == []
 
 
 def test_a_node_removed_without_grace_the_batch_finishes_on_the_survivor(cluster, tmp_path):
