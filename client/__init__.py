@@ -10,5 +10,7 @@ job and the tests' server helper (``scripts/comfy_server.py``). ComfyUI never im
   ``/object_info``), its ``/ws`` events, and the server's errors worded as people read them.
 - ``workflow``: API-format workflows, overrides and sweeps, and what a prompt needs from a server.
 - ``report``: the batch's JSON-lines report and the prompts it has queued (resume).
-- ``scheduler``: one batch spread over many servers.
+- ``scheduler``: one batch on one server (``--server``), with its transient-error retries and resume.
+- ``cluster``: one batch on a Ray cluster (``--ray``): one actor per worker owns a ComfyUI on its node; Ray places,
+  restarts and detects failures. The only module that imports Ray (requirements-cluster.txt), imported only with ``--ray``.
 """

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .api import Notify, ignore
 
@@ -35,6 +36,37 @@ def still_to_do(items: list, done: Counter) -> list:
         else:
             todo.append(item)
     return todo
+
+
+COUNTER = re.compile(r"_\d+_?$")  # what ComfyUI's savers append to the prefix: frames_00001_.webp
+
+
+def item_files(out_dir: Path, index: int, total: int, outputs: list[dict]) -> list[Path]:
+    """Where an item's output files go, the same on every run of the item whichever server made them:
+    ``OUT/[TYPE/]SUBFOLDER/PREFIX_item0007.EXT`` (``-2``, ``-3``, ... for more files of one prefix), PREFIX being the
+    server's file name without its counter; ``TYPE`` for temp files only (outside ``output``)."""
+    width, seen, paths = max(4, len(str(total))), Counter(), []
+    for output in outputs:
+        name = PurePosixPath(str(output["filename"]).replace("\\", "/")).name
+        stem, suffix = os.path.splitext(name)
+        subfolder = [part for part in PurePosixPath(str(output.get("subfolder", "")).replace("\\", "/")).parts if part not in ("/", "..", ".")]
+        kind = output.get("type", "output")
+        base = Path(out_dir).joinpath(*([] if kind == "output" else [kind]), *subfolder, f"{COUNTER.sub('', stem) or 'file'}_item{index + 1:0{width}d}")
+        seen[(base, suffix)] += 1
+        n = seen[(base, suffix)]
+        paths.append(base.with_name(base.name + (f"-{n}" if n > 1 else "") + suffix))
+    return paths
+
+
+def write_atomically(path: Path, data: bytes):
+    """``data`` in ``path``, whole or not at all (a ``.part`` beside it, fsynced, then renamed over it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    with open(partial, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(partial, path)
 
 
 class Report:

@@ -15,8 +15,9 @@ Two environments, so that test tools can never hide a package a user's ComfyUI l
   with this pack (``--quick-test-for-ci``): a missing start-up import fails the set-up,
   naming the module. It is rebuilt from scratch when its inputs change, so nothing stale
   survives in it.
-- ``venv-test``: the test tools (``requirements-dev.txt``) layered on ``venv`` (its
-  site-packages is added through a ``.pth`` file). pytest runs here.
+- ``venv-test``: the test tools (``requirements-dev.txt``) and the batch client's optional cluster engine, Ray
+  (``requirements-cluster.txt``, pinned there), layered on ``venv`` (its site-packages is added through a ``.pth``
+  file). pytest runs here.
 
 Versions come from a lock, ``constraints/comfyui-<version>.txt`` for the ComfyUI in use: the
 exact versions the suite passed with. Refresh it with ``--refresh-lock`` (resolve anew, then
@@ -201,13 +202,14 @@ def check_start(python: Path, comfy: Path) -> None:
 
 def test_key(lock: Path | None) -> str:
     return hashlib.sha256("\n".join([
-        "test-1", (CACHE / "venv.stamp").read_text(), (PACK_DIR / "requirements-dev.txt").read_text(),
+        "test-2", (CACHE / "venv.stamp").read_text(), (PACK_DIR / "requirements-dev.txt").read_text(),
+        (PACK_DIR / "requirements-cluster.txt").read_text(),
         lock.read_text() if lock else "no lock",
     ]).encode()).hexdigest()
 
 
 def test_venv(runtime: Path, lock: Path | None) -> Path:
-    """``venv-test``: the test tools over ``venv``'s packages."""
+    """``venv-test``: the test tools and Ray (the batch client's ``--ray``) over ``venv``'s packages."""
     env_dir = CACHE / "venv-test"
     python = env_dir / "bin" / "python"
     stamp = CACHE / "venv-test.stamp"
@@ -217,7 +219,7 @@ def test_venv(runtime: Path, lock: Path | None) -> Path:
     python = make_venv(env_dir)
     runtime_site = site_packages(runtime.parent.parent)
     (site_packages(env_dir) / "animdiff-runtime.pth").write_text(f"import site; site.addsitedir({str(runtime_site)!r})\n")
-    pip_install(python, ["-r", PACK_DIR / "requirements-dev.txt"], lock)
+    pip_install(python, ["-r", PACK_DIR / "requirements-dev.txt", "-r", PACK_DIR / "requirements-cluster.txt"], lock)
     stamp.write_text(test_key(lock))
     return python
 

@@ -135,3 +135,73 @@ class Forwarder:
         finally:
             source.close()
             target.close()
+
+
+# --- the batch on Ray (tests/test_batch_ray*.py) ---------------------------------------------------
+
+HOLD_NODE = '''"""A test-only custom node for the batch's Ray tests: holds its image for a while, with progress steps, or kills its
+own ComfyUI (a poison item)."""
+import os
+import signal
+import time
+
+import comfy.utils
+
+
+class BatchTestHold:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ("IMAGE",), "seconds": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 60.0}),
+                             "steps": ("INT", {"default": 2, "min": 1, "max": 100}), "crash": ("BOOLEAN", {"default": False})}}
+
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "hold"
+    CATEGORY = "testing"
+
+    def hold(self, image, seconds, steps, crash):
+        if crash:
+            os.kill(os.getpid(), signal.SIGKILL)
+        bar = comfy.utils.ProgressBar(steps)
+        for _ in range(steps):
+            time.sleep(seconds / steps)
+            bar.update(1)
+        return (image,)
+
+
+NODE_CLASS_MAPPINGS = {"BatchTestHold": BatchTestHold}
+'''
+WORKER_MARK = "animdiff-worker-"  # in every command line of a worker's ComfyUI (its output folder)
+
+
+def worker_comfy_args(folder: Path) -> str:
+    """``--comfy-args`` for the workers' CPU ComfyUIs: core nodes and :data:`HOLD_NODE` only, models from an empty folder."""
+    (folder / "nodes").mkdir(parents=True, exist_ok=True)
+    (folder / "nodes" / "batch_test_nodes.py").write_text(HOLD_NODE)
+    (folder / "models" / "checkpoints").mkdir(parents=True, exist_ok=True)
+    yaml = folder / "paths.yaml"
+    yaml.write_text(f"batch_test:\n    base_path: {folder / 'models'}\n    checkpoints: checkpoints\n    custom_nodes: {folder / 'nodes'}\n")
+    return f"--cpu --cache-none --disable-all-custom-nodes --whitelist-custom-nodes batch_test_nodes.py --extra-model-paths-config {yaml}"
+
+
+def hold_graph(prefix: str, seconds: float = 0.0) -> dict:
+    """:func:`core_graph` with a :data:`HOLD_NODE` (``hold``) before the saver: ``seconds`` in two progress steps."""
+    return core_graph(prefix, 16, ("hold", {"class_type": "BatchTestHold", "inputs": {"seconds": seconds, "steps": 2, "crash": False}}))
+
+
+def processes(mark: str) -> list[str]:
+    """``PID COMMAND`` of each live process whose command line holds ``mark`` (this test's own ps aside)."""
+    out = subprocess.run(["ps", "-eo", "pid=,stat=,args="], capture_output=True, text=True).stdout
+    found = []
+    for line in out.splitlines():
+        pid, stat, args = (line.split(None, 2) + ["", ""])[:3]
+        if mark in args and not stat.startswith("Z"):  # a zombie is gone, only not yet reaped
+            found.append(f"{pid} {args}")
+    return found
+
+
+def gone(mark: str, timeout: float = 60) -> list[str]:
+    """Waits until no process holds ``mark``; what is still there after ``timeout``."""
+    deadline = time.time() + timeout
+    while (left := processes(mark)) and time.time() < deadline:
+        time.sleep(0.5)
+    return left

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import animdiff_batch as batch
 import pytest
-from batch_support import Forwarder, assert_animated, core_graph, history_ids, killed_after, report_lines, rerun_finishes, run_batch, write_json
+from batch_support import SCRIPT, Forwarder, assert_animated, core_graph, history_ids, killed_after, report_lines, rerun_finishes, run_batch, write_json
 from comfy_server import free_port
 from graphs import small_txt2vid
 from PIL import Image
@@ -98,15 +101,33 @@ def test_cli_refuses_ui_format_and_dry_run_lists_items(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_servers_from_flags_and_file_each_once_with_their_own_max_queued(tmp_path):
-    listed = tmp_path / "servers.txt"
-    listed.write_text("# gpu box\nhttp://10.0.0.12:8188 4\n\nhttp://127.0.0.1:8188/\nhttp://10.0.0.13:8188\n")
-    servers = batch.servers_of(batch.parse_args(["w.json", "--server", "http://127.0.0.1:8188", "--servers", str(listed), "--max-queued", "3"]))
-    assert [(s.url, s.max_queued) for s in servers] == [("http://127.0.0.1:8188", 3), ("http://10.0.0.12:8188", 4), ("http://10.0.0.13:8188", 3)]
-    assert [s.url for s in batch.servers_of(batch.parse_args(["w.json"]))] == ["http://127.0.0.1:8188"]
-    listed.write_text("http://10.0.0.12:8188 four\n")
-    with pytest.raises(workflow.UsageError, match="optionally followed by its max-queued"):
-        batch.servers_of(batch.parse_args(["w.json", "--servers", str(listed)]))
+def test_one_server_and_ray_exclude_each_other_and_ray_is_imported_only_with_ray(tmp_path, capsys):
+    assert batch.parse_args(["w.json"]).server == "http://127.0.0.1:8188"
+    with pytest.raises(SystemExit):
+        batch.parse_args(["w.json", "--ray", "auto", "--server", "http://10.0.0.12:8188"])
+    assert "--ray starts its own ComfyUI servers" in capsys.readouterr().err
+    api = write_json(tmp_path / "api.json", WORKFLOW)
+    probe = (f"import sys; sys.argv = ['animdiff_batch', {str(api)!r}, '--dry-run', '--out', {str(tmp_path / 'out')!r}]; "
+             "import animdiff_batch; code = animdiff_batch.main(); assert code == 0 and 'ray' not in sys.modules, sorted(sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=SCRIPT.parent,
+                            env={**os.environ, "PYTHONPATH": str(SCRIPT.parent)})
+    assert result.returncode == 0, result.stderr
+
+
+def test_item_files_are_fixed_per_item_whatever_the_server_named_them(tmp_path):
+    outputs = [{"filename": "frames_00007_.webp", "subfolder": "sweep", "type": "output"},
+               {"filename": "frames_00008_.webp", "subfolder": "sweep", "type": "output"},
+               {"filename": "clip_00001.mp4", "subfolder": "../../etc", "type": "output"},
+               {"filename": "ComfyUI_temp_abcde_00003_.png", "subfolder": "", "type": "temp"}]
+    paths = reports.item_files(tmp_path, 6, 12, outputs)
+    assert paths == [tmp_path / "sweep" / "frames_item0007.webp", tmp_path / "sweep" / "frames_item0007-2.webp",
+                     tmp_path / "etc" / "clip_item0007.mp4", tmp_path / "temp" / "ComfyUI_temp_abcde_item0007.png"]
+    renamed = [{**outputs[0], "filename": "frames_00042_.webp"}]  # another server, another counter: the same path
+    assert reports.item_files(tmp_path, 6, 12, renamed) == paths[:1]
+    assert reports.item_files(tmp_path, 6, 12345, outputs[:1]) == [tmp_path / "sweep" / "frames_item00007.webp"]
+    reports.write_atomically(paths[0], b"one")
+    reports.write_atomically(paths[0], b"two")
+    assert paths[0].read_bytes() == b"two" and sorted(p.name for p in paths[0].parent.iterdir()) == ["frames_item0007.webp"]
 
 
 def test_report_drops_a_line_cut_by_a_crash_and_resume_skips_done(tmp_path, capsys):
@@ -216,3 +237,22 @@ def test_server_coming_up_late_is_waited_for_and_polled(server, tmp_path):
     lines = report_lines(tmp_path / "out" / "report.jsonl")
     assert [line["status"] for line in lines] == ["success", "success"]
     assert_animated([line["outputs"][0] for line in lines], frames=2)
+
+
+@pytest.mark.parametrize("reader", ["websocket-client", "none"])
+def test_the_server_helper_follows_a_prompt_over_ws(server, tmp_path, monkeypatch, reader):
+    """What the main job shows its progress from: the prompt's own /ws messages, node by node, through websocket-client;
+    without it (the runtime venv, a user's ComfyUI) the prompt still completes, followed by polling /history."""
+    import client.api
+
+    if reader == "none":
+        monkeypatch.setattr(client.api, "websocket", None)
+        events = client.api.Events(server.url, "probe")
+        assert events.ws is None and "requirements-batch.txt" in events.failure
+    seen = []
+    entry = server.run(core_graph(f"ws_{tmp_path.name}/frames"), progress=seen.append)
+    if reader == "none":
+        assert seen == [] and entry["status"]["completed"]
+        return
+    assert {message["data"]["prompt_id"] for message in seen} == {entry["prompt"][1]}
+    assert {"a", "b", "frames", "save"} <= {message["data"]["node"] for message in seen if message["type"] == "executing"}
