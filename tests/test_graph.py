@@ -25,7 +25,7 @@ from PIL import Image
 PACK_NODES = ["AnimDiffLoadMotionModule", "AnimDiffApplyMotionModule", "AnimDiffContextOptions", "AnimDiffApplyContextOptions",
               "AnimDiffMotionLoRA", "AnimDiffDomainAdapter", "AnimDiffTrainMotionLoRA", "AnimDiffPromptSchedule",
               "AnimDiffMotionKeyframe", "AnimDiffLoadSparseCtrl", "AnimDiffNoise", "AnimDiffFreeInit", "AnimDiffApplyPIA",
-              "AnimDiffApplyAnimateLCMI2V"]
+              "AnimDiffApplyAnimateLCMI2V", "AnimDiffContextAnchors", "AnimDiffNaiveReuse", "AnimDiffDraftWindow"]
 
 
 def test_nodes_are_registered_with_descriptions_and_tooltips(server):
